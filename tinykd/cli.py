@@ -1,0 +1,210 @@
+"""The `tinykd` command: argument parsing and printing only; the work is in the pipeline modules."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+from .errors import TinykdError
+
+EXIT_USAGE = 2
+
+
+def _common(parser: argparse.ArgumentParser, training: bool = True) -> None:
+    """Options that override the pipeline file (tinykd.toml in the current directory, if present)."""
+    g = parser.add_argument_group("pipeline")
+    g.add_argument("--config", metavar="FILE", help="pipeline file (default: ./tinykd.toml if it exists, "
+                   "else the built-in Fashion-MNIST 48x48 pipeline)")
+    g.add_argument("--name", help="run name: artifacts go to RUNS_DIR/NAME (default: fashion)")
+    g.add_argument("--runs-dir", help="folder of runs (default: runs)")
+    g.add_argument("--seed", type=int, help="random seed for splits, initialisation and shuffling (default: 0)")
+    g = parser.add_argument_group("data")
+    g.add_argument("--dataset", help="fashion_mnist, mnist, cifar10, digits, folder:PATH or count:PATH")
+    g.add_argument("--data-dir", metavar="DIR", help="look for dataset files here first "
+                   "(then $TINYKD_DATA, /usr/share/datasets, ~/.keras/datasets)")
+    g.add_argument("--image-size", type=int, metavar="PX", help="square image side the models see (default: 48)")
+    g.add_argument("--channels", type=int, choices=(1, 3), help="1 = grayscale, 3 = RGB (default: 1)")
+    g.add_argument("--limit", type=int, metavar="N", help="use at most N training images (quick runs)")
+    if training:
+        g = parser.add_argument_group("training")
+        g.add_argument("--architecture", help="model architecture (see `tinykd models`)")
+        g.add_argument("--width", type=float, help="width multiplier of the architecture (default: 1.0)")
+        g.add_argument("--epochs", type=int, help="training epochs")
+        g.add_argument("--batch-size", type=int, help="batch size (default: 128)")
+        g.add_argument("--learning-rate", type=float, help="Adam learning rate")
+        g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                       help="random pad+crop, brightness and contrast (teacher default: on; student: off)")
+    parser.add_argument("--force", action="store_true", help="replace existing artifacts of this run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinykd",
+        description="From a dataset to an INT8 model for a microcontroller: train a teacher CNN, "
+                    "distill it into a small student, quantize the student to full-integer INT8 TFLite.")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", help="the whole pipeline: teacher, student (KD and no-KD), INT8, evaluation",
+                       description="Run every stage of the pipeline into runs/NAME/, skipping stages whose "
+                                   "artifacts already exist (use --force to redo them).")
+    p.add_argument("config_file", nargs="?", metavar="CONFIG", help="pipeline file (same as --config)")
+    _common(p, training=False)
+
+    p = sub.add_parser("train", help="train the teacher -> runs/NAME/teacher.keras",
+                       description="Train the teacher with label-smoothed cross-entropy, Adam, L2 and light "
+                                   "augmentation; keep the epoch with the best validation accuracy.")
+    _common(p)
+    p.add_argument("--label-smoothing", type=float, help="label smoothing epsilon (default: 0.05)")
+
+    p = sub.add_parser("distill", help="train the student by knowledge distillation -> runs/NAME/student.keras",
+                       description="Train the student on alpha * CE + (1 - alpha) * T^2 * KL against the "
+                                   "teacher's logits (several teachers are averaged).")
+    _common(p)
+    p.add_argument("--teacher", action="append", type=Path, metavar="MODEL",
+                   help="teacher model, .keras or .onnx; repeat for an ensemble (default: the run's teacher "
+                        "plus teacher.extra from the pipeline file)")
+    p.add_argument("--alpha", type=float, help="weight of the label loss; 1 - alpha weighs KD (default: 0.5)")
+    p.add_argument("--temperature", type=float, help="softmax temperature T (default: 3)")
+    p.add_argument("--no-kd", action="store_true",
+                   help="train the same student on labels alone -> runs/NAME/student_nokd.keras")
+
+    p = sub.add_parser("quantize", help="Keras model -> full-integer INT8 .tflite (and float32 .tflite)",
+                       description="Convert to full-integer INT8 (int8 input and output) with a representative "
+                                   "set, and measure the INT8 model's test accuracy in the TFLite interpreter.")
+    p.add_argument("model", nargs="?", type=Path, help="a .keras model (default: the run's student.keras)")
+    p.add_argument("--samples", type=int, help="representative images, at most (default: 500)")
+    _common(p, training=False)
+
+    p = sub.add_parser("evaluate", help="accuracy, per-class accuracy, confusion matrix and curves of a model",
+                       description="Evaluate a .keras or .tflite model on the test split of its dataset (from "
+                                   "the run's dataset.json, or --dataset). Writes summary.json and PNG plots.")
+    p.add_argument("model", type=Path, help="a .keras or .tflite model")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: <model dir>/eval/<model>/)")
+    _common(p, training=False)
+
+    sub.add_parser("models", help="list the named architectures with their parameter counts")
+    return parser
+
+
+def _config(args):
+    """The pipeline file with the command line's overrides applied."""
+    from .config import config_from_dict, load_config
+
+    config = load_config(getattr(args, "config_file", None) or args.config)
+    overrides = [
+        (config, {"name": args.name, "runs_dir": args.runs_dir, "seed": args.seed}),
+        (config.data, {"dataset": args.dataset, "data_dir": args.data_dir, "image_size": args.image_size,
+                       "channels": args.channels, "limit": args.limit}),
+    ]
+    section = {"train": config.teacher, "distill": config.student}.get(args.command)
+    if section is not None:
+        overrides.append((section, {key: getattr(args, key, None) for key in
+                                    ("architecture", "width", "epochs", "batch_size", "learning_rate",
+                                     "augment", "label_smoothing", "alpha", "temperature")}))
+    if args.command == "quantize":
+        overrides.append((config.quantize, {"representative_samples": args.samples}))
+    for target, values in overrides:
+        for key, value in values.items():
+            if value is not None:
+                setattr(target, key, value)
+    return config_from_dict(dataclasses.asdict(config), "command line")  # re-validate the overrides
+
+
+def cmd_run(args) -> int:
+    from . import pipeline
+
+    pipeline.run(_config(args), args.force)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from . import pipeline
+
+    config = _config(args)
+    pipeline.train_stage(config, pipeline.load_data(config), args.force)
+    return 0
+
+
+def cmd_distill(args) -> int:
+    from . import pipeline
+
+    config = _config(args)
+    pipeline.distill_stage(config, pipeline.load_data(config), args.force, kd=not args.no_kd,
+                           teachers=args.teacher)
+    return 0
+
+
+def cmd_quantize(args) -> int:
+    from . import pipeline
+
+    config = _config(args)
+    model = args.model or pipeline.student_path(config)
+    if model.suffix != ".keras":
+        raise TinykdError(f"{model}: quantize takes a .keras model")
+    config = pipeline.config_for_model(model, config, dataset_given=args.dataset is not None)
+    pipeline.quantize_stage(config, pipeline.load_data(config, record=False), model, args.force)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from . import pipeline
+
+    config = pipeline.config_for_model(args.model, _config(args), dataset_given=args.dataset is not None)
+    pipeline.evaluate_stage(args.model, pipeline.load_data(config, record=False), args.out)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .models import ARCHITECTURES, build_model
+
+    print(f"{'name':<16} {'role':<8} {'input':<10} {'parameters':>10}  description")
+    for arch in ARCHITECTURES.values():
+        shape = (32, 32, 3) if arch.name.startswith("cifar") else (48, 48, 1)
+        params = build_model(arch.name, shape, 10).count_params()
+        print(f"{arch.name:<16} {arch.role:<8} {'x'.join(map(str, shape)):<10} {params:>10,}  {arch.summary}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "train": cmd_train, "distill": cmd_distill, "quantize": cmd_quantize,
+            "evaluate": cmd_evaluate, "models": cmd_models}
+
+
+def _quiet_tensorflow() -> None:
+    """TensorFlow's start-up chatter (CUDA probing, CPU features, retracing notes) is noise for a CLI
+    user: import it once with the C-level stderr silenced, and keep its Python logger to errors."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    from .console import quiet
+
+    with quiet():
+        import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        _quiet_tensorflow()
+        return COMMANDS[args.command](args)
+    except TinykdError as exc:
+        if args.debug:
+            raise
+        print(f"tinykd: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("tinykd: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not bad input: one line unless --debug
+        if args.debug:
+            raise
+        print(f"tinykd: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The `tinykd.toml` pipeline file as typed dataclasses. Every default lives here, once."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import TinykdError
+
+CONFIG_FILE = "tinykd.toml"
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, and how its images are prepared."""
+
+    dataset: str = "fashion_mnist"
+    image_size: int | list[int] = 48
+    channels: int = 1
+    validation_split: float = 0.1
+    data_dir: str = ""
+    limit: int = 0
+    """Use at most this many training images (0: all); for quick runs."""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the images the models see."""
+        if isinstance(self.image_size, int):
+            return (self.image_size, self.image_size)
+        return (int(self.image_size[0]), int(self.image_size[1]))
+
+
+@dataclass
+class TeacherConfig:
+    """The teacher: trained on labels with label smoothing, L2 and light augmentation."""
+
+    architecture: str = "cnn_teacher"
+    width: float = 1.0
+    epochs: int = 8
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    label_smoothing: float = 0.05
+    augment: bool = True
+    extra: list[str] = field(default_factory=list)
+    """Further teachers (.keras or .onnx files) whose logits are averaged with this one's."""
+
+
+@dataclass
+class FeatureKD:
+    """One feature-distillation pair: a teacher layer taught to a student layer."""
+
+    teacher_layer: str
+    student_layer: str
+    loss: str = "auto"
+    """mse, cosine_similarity, or auto: mse on feature maps, cosine on hidden vectors."""
+    weight: float = 1.0
+
+
+@dataclass
+class StudentConfig:
+    """The student: distilled from the teacher(s), or trained on labels alone with kd = false."""
+
+    architecture: str = "tiny_conv"
+    width: float = 1.0
+    epochs: int = 12
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    alpha: float = 0.5
+    temperature: float = 3.0
+    kd: bool = True
+    baseline: bool = True
+    """Also train the same student without KD, so the KD gain is measured."""
+    augment: bool = False
+    features: list[FeatureKD] = field(default_factory=list)
+
+
+@dataclass
+class QuantizeConfig:
+    """Full-integer INT8 conversion."""
+
+    representative_samples: int = 500
+
+
+@dataclass
+class PipelineConfig:
+    """The whole pipeline: one run directory `runs/<name>/`."""
+
+    name: str = "fashion"
+    seed: int = 0
+    runs_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+
+_SECTIONS = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig,
+             "quantize": QuantizeConfig}
+
+
+def load_config(path: str | Path | None = None) -> PipelineConfig:
+    """Read a pipeline file; with no path, `tinykd.toml` if it exists, else the built-in default."""
+    if path is None:
+        if not Path(CONFIG_FILE).exists():
+            return PipelineConfig()
+        path = CONFIG_FILE
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise TinykdError(f"{path}: no such pipeline file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise TinykdError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(raw, str(path))
+
+
+def config_from_dict(raw: dict, origin: str = "config") -> PipelineConfig:
+    """Build a PipelineConfig from parsed TOML, rejecting unknown keys and wrong types."""
+    top = {k: v for k, v in raw.items() if k not in _SECTIONS}
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        value = raw.get(name, {})
+        if not isinstance(value, dict):
+            raise TinykdError(f"{origin}: [{name}] must be a table")
+        sections[name] = _build(cls, value, f"{origin}: [{name}]")
+    config = _build(PipelineConfig, top, origin)
+    for name, value in sections.items():
+        setattr(config, name, value)
+    config.student.features = [
+        f if isinstance(f, FeatureKD) else _build(FeatureKD, f, f"{origin}: [[student.features]]")
+        for f in config.student.features]
+    _validate(config, origin)
+    return config
+
+
+def _build(cls, values: dict, where: str):
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in _SECTIONS}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise TinykdError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(fields))}")
+    defaults = {}
+    try:
+        defaults = dataclasses.asdict(cls())
+    except TypeError:
+        pass  # a class with required fields: its values are checked against their annotations only
+    for key, value in values.items():
+        expected = defaults.get(key)
+        if expected is not None and not _same_kind(expected, value):
+            raise TinykdError(f"{where}: {key} = {value!r} should be like {expected!r}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise TinykdError(f"{where}: {exc}") from None
+
+
+def _same_kind(default, value) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, int) and isinstance(value, list):
+        return all(isinstance(v, int) for v in value)  # image_size = [h, w]
+    return isinstance(value, type(default))
+
+
+def _validate(config: PipelineConfig, origin: str) -> None:
+    checks = [
+        (0.0 <= config.student.alpha <= 1.0, "student.alpha must be between 0 and 1"),
+        (config.student.temperature > 0, "student.temperature must be positive"),
+        (0.0 <= config.data.validation_split < 1.0, "data.validation_split must be in [0, 1)"),
+        (config.data.channels in (1, 3), "data.channels must be 1 or 3"),
+        (all(s > 0 for s in config.data.size), "data.image_size must be positive"),
+        (config.teacher.epochs >= 0 and config.student.epochs >= 0, "epochs must not be negative"),
+        (config.teacher.width > 0 and config.student.width > 0, "width must be positive"),
+        (config.quantize.representative_samples > 0, "quantize.representative_samples must be positive"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise TinykdError(f"{origin}: {message}")

@@ -1,0 +1,29 @@
+"""Keeping native libraries' chatter (TensorFlow, the TFLite converter and interpreter) off the terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import warnings
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence Python warnings, stdout and the C-level stderr (fd 2) for the duration of the block.
+
+    Errors still surface as Python exceptions; only informational printing is dropped.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull, warnings.catch_warnings(), \
+                contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

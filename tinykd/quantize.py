@@ -1,0 +1,99 @@
+"""Keras -> full-integer INT8 `.tflite` (int8 input and output) and a float32 `.tflite`.
+
+The model is converted with a fixed batch size of 1: a dynamic batch adds SHAPE/STRIDED_SLICE/PACK ops
+around Flatten/Reshape that a microcontroller does not need. TF 2.21 quantizes FULLY_CONNECTED weights
+per channel.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import write_bytes, write_json
+from .console import quiet
+from .data import Dataset
+from .errors import TinykdError
+from .evaluate import accuracy_of, predict
+
+
+def _fixed_batch(model):
+    import keras
+
+    inputs = keras.Input(batch_shape=(1,) + tuple(model.input_shape[1:]), name="input")
+    return keras.Model(inputs, model(inputs), name=model.name)
+
+
+def _converter(model):
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(model))
+
+
+def _convert(converter) -> bytes:
+    """Convert, keeping the converter's printout (captures, quantizer settings) off the terminal."""
+    with quiet():
+        return converter.convert()
+
+
+def to_float_tflite(model) -> bytes:
+    return _convert(_converter(model))
+
+
+def to_int8_tflite(model, representative: np.ndarray) -> bytes:
+    """Full-integer INT8: every op int8, int8 input and output, calibrated on `representative`."""
+    import tensorflow as tf
+
+    converter = _converter(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([sample[None].astype(np.float32)] for sample in representative)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    try:
+        return _convert(converter)
+    except Exception as exc:
+        raise TinykdError(f"{model.name}: INT8 conversion failed ({exc}); "
+                          "every layer must have an int8 TFLite kernel") from None
+
+
+def representative_set(dataset: Dataset, samples: int, seed: int = 0) -> np.ndarray:
+    """Up to `samples` training images, chosen with `seed`."""
+    order = np.random.default_rng(seed).permutation(len(dataset.x_train))[:samples]
+    return dataset.x_train[np.sort(order)]
+
+
+def quantize_model(model_path: Path, dataset: Dataset, out_dir: Path | None = None,
+                   representative_samples: int = 500, seed: int = 0) -> dict:
+    """Write `<stem>_int8.tflite` and `<stem>_float32.tflite` beside the model (or into out_dir),
+    measure their accuracy on the test split, and write `<stem>_quantize.json`. Returns that summary."""
+    import keras
+
+    model_path = Path(model_path)
+    try:
+        model = keras.models.load_model(model_path, compile=False)
+    except Exception as exc:
+        raise TinykdError(f"{model_path}: cannot load Keras model ({exc})") from None
+    if tuple(model.input_shape[1:]) != dataset.input_shape:
+        raise TinykdError(f"{model_path}: model takes {tuple(model.input_shape[1:])} images, "
+                          f"the dataset gives {dataset.input_shape}")
+    out_dir = Path(out_dir) if out_dir else model_path.parent
+    stem = model_path.stem
+    int8_path, float_path = out_dir / f"{stem}_int8.tflite", out_dir / f"{stem}_float32.tflite"
+    representative = representative_set(dataset, representative_samples, seed)
+    print(f"tinykd: quantizing {model_path} to INT8 with {len(representative)} representative images")
+    write_bytes(int8_path, to_int8_tflite(model, representative))
+    write_bytes(float_path, to_float_tflite(model))
+    summary = {
+        "model": str(model_path),
+        "int8": {"path": str(int8_path), "bytes": int8_path.stat().st_size,
+                 "test_accuracy": accuracy_of(predict(int8_path, dataset.x_test), dataset.y_test)},
+        "float32": {"path": str(float_path), "bytes": float_path.stat().st_size,
+                    "test_accuracy": accuracy_of(predict(float_path, dataset.x_test), dataset.y_test)},
+        "keras_test_accuracy": accuracy_of(predict(model_path, dataset.x_test, model=model), dataset.y_test),
+        "representative_samples": len(representative),
+        "test_images": len(dataset.x_test),
+    }
+    write_json(out_dir / f"{stem}_quantize.json", summary)
+    return summary
