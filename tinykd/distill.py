@@ -190,17 +190,23 @@ def _optimizer(config: StudentConfig, dataset: Dataset):
     return adam(config.learning_rate, config.epochs, steps_per_epoch(len(dataset.x_train), config.batch_size))
 
 
+def cached_distiller(student, num_classes: int, alpha: float, temperature: float, optimizer="adam"):
+    """A Distiller fed ((images, teacher_logits), labels): its teacher is an identity on the cached
+    logits and its student the real student applied to the images."""
+    image = keras.Input(tuple(student.input_shape[1:]), name="image")
+    cached = keras.Input((num_classes,), name="teacher_logits")
+    teacher = keras.Model([image, cached], cached, name="cached_teacher")
+    wrapped = keras.Model([image, cached], student(image), name="student_on_images")
+    return make_distiller(teacher, wrapped, alpha, temperature, optimizer=optimizer)
+
+
 def _distill_cached(config, dataset, student, teachers, seed):
-    """KD on teacher logits computed once: the teacher is an identity on the cached logits."""
+    """KD on teacher logits computed once per image and reused every epoch."""
     print("tinykd: computing the teachers' logits once for all training images")
     train_logits = ensemble_logits(teachers, dataset.x_train, dataset.num_classes)
     val_logits = ensemble_logits(teachers, dataset.x_val, dataset.num_classes)
-    image = keras.Input(dataset.input_shape, name="image")
-    cached = keras.Input((dataset.num_classes,), name="teacher_logits")
-    teacher = keras.Model([image, cached], cached, name="cached_teacher")
-    wrapped = keras.Model([image, cached], student(image), name="student_on_images")
-    distiller = make_distiller(teacher, wrapped, config.alpha, config.temperature,
-                               optimizer=_optimizer(config, dataset))
+    distiller = cached_distiller(student, dataset.num_classes, config.alpha, config.temperature,
+                                 _optimizer(config, dataset))
     train = make_batches(dataset.x_train, dataset.y_train, dataset.num_classes, config.batch_size,
                          seed=seed, extra=train_logits)
     val = make_batches(dataset.x_val, dataset.y_val, dataset.num_classes, 512, shuffle=False, extra=val_logits)

@@ -41,7 +41,11 @@ def build_model(name: str, input_shape, num_classes: int, width: float = 1.0):
         raise TinykdError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
     if width <= 0:
         raise TinykdError(f"width must be positive, got {width}")
-    return ARCHITECTURES[name].build(tuple(input_shape), int(num_classes), float(width))
+    try:
+        return ARCHITECTURES[name].build(tuple(input_shape), int(num_classes), float(width))
+    except ValueError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise TinykdError(f"architecture {name!r} cannot take {tuple(input_shape)} inputs: {reason}") from None
 
 
 def _ch(base: int, width: float) -> int:
@@ -80,11 +84,11 @@ def cnn_teacher(input_shape, num_classes, width):
     inputs = keras.Input(input_shape, name="image")
     x = _conv_bn_relu(inputs, _ch(32, width), "stem", strides=2, reg=reg)
     x = _conv_bn_relu(x, _ch(32, width), "block1", reg=reg)
-    x = layers.MaxPooling2D(2, name="block1_pool")(x)
+    x = layers.MaxPooling2D(2, padding="same", name="block1_pool")(x)
     x = layers.Dropout(0.1, name="block1_drop")(x)
     x = _conv_bn_relu(x, _ch(64, width), "block2a", reg=reg)
     x = _conv_bn_relu(x, _ch(64, width), "block2b", reg=reg)
-    x = layers.MaxPooling2D(2, name="block2_pool")(x)
+    x = layers.MaxPooling2D(2, padding="same", name="block2_pool")(x)
     x = layers.Dropout(0.2, name="block2_drop")(x)
     x = _conv_bn_relu(x, _ch(128, width), "block3", reg=reg)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
@@ -115,7 +119,7 @@ def tiny_conv(input_shape, num_classes, width):
     x = inputs
     for i, filters in enumerate((8, 16, 32)):
         x = _conv_bn_relu(x, _ch(filters, width), f"conv{i + 1}", strides=2)
-    x = layers.MaxPooling2D(2, name="pool")(x)
+    x = layers.MaxPooling2D(2, padding="same", name="pool")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(_ch(32, width), activation="relu", name="hidden")(x)
     outputs = layers.Dense(num_classes, name="logits")(x)
@@ -146,7 +150,7 @@ def cifar_teacher(input_shape, num_classes, width):
         block = f"block{i + 1}"
         x = _conv_bn_relu(x, _ch(filters, width), f"{block}a", reg=reg)
         x = _conv_bn_relu(x, _ch(filters, width), f"{block}b", reg=reg)
-        x = layers.MaxPooling2D(2, name=f"{block}_pool")(x)
+        x = layers.MaxPooling2D(2, padding="same", name=f"{block}_pool")(x)
         x = layers.Dropout(0.1 * (i + 2), name=f"{block}_drop")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = layers.Dense(num_classes, kernel_regularizer=reg, name="logits")(x)

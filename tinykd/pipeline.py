@@ -133,7 +133,9 @@ def run(config: PipelineConfig, force: bool = False) -> dict:
         label = "student" if kd else "student_nokd"
         student = timed(label, distill_stage, config, dataset, force, kd)
         quantized = timed(f"{label}_quantize", quantize_stage, config, dataset, student, force)
+        history = json.loads(student.with_name(f"{student.stem}_history.json").read_text())
         results[label] = {
+            "seconds_per_epoch": round(sum(history["epoch_seconds"]) / max(1, len(history["epoch_seconds"])), 2),
             "keras_test_accuracy": quantized["keras_test_accuracy"],
             "int8_test_accuracy": quantized["int8"]["test_accuracy"],
             "int8_bytes": quantized["int8"]["bytes"],
@@ -162,7 +164,9 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
             print(f"  {label:<13} INT8 {r['int8_bytes']:>7,} B  test accuracy {r['int8_test_accuracy']:.2%} "
                   f"(float {r['keras_test_accuracy']:.2%})")
     if "kd_gain_int8" in summary:
-        print(f"  KD gain (INT8)             {summary['kd_gain_int8'] * 100:+.2f} points")
+        print(f"  KD gain (INT8)             {summary['kd_gain_int8'] * 100:+.2f} points; a KD epoch took "
+              f"{summary['student']['seconds_per_epoch'] / summary['student_nokd']['seconds_per_epoch']:.2f}x "
+              "a plain one")
 
 
 def config_for_model(model: Path, config: PipelineConfig, dataset_given: bool) -> PipelineConfig:

@@ -1,0 +1,60 @@
+"""Shared fixtures: small generated datasets in the formats tinykd reads."""
+
+import gzip
+import os
+import pickle
+import struct
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+
+
+def write_idx(path, array: np.ndarray, compress: bool = True) -> None:
+    """Write an unsigned-byte IDX file (the MNIST format)."""
+    array = np.asarray(array, np.uint8)
+    data = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    opener = gzip.open if compress else open
+    with opener(path, "wb") as f:
+        f.write(data)
+
+
+def write_idx_dataset(folder, n_train=60, n_test=20, size=28, seed=0) -> None:
+    """A tiny dataset in the Fashion-MNIST file layout: the label is drawn as the image's brightness."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for stem, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = (labels[:, None, None] * 25 + rng.integers(0, 5, (n, size, size))).astype(np.uint8)
+        write_idx(folder / f"{stem}-images-idx3-ubyte.gz", images)
+        write_idx(folder / f"{stem}-labels-idx1-ubyte.gz", labels)
+
+
+def write_cifar_batches(folder, n=20, seed=0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, n).tolist()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+
+
+@pytest.fixture
+def no_system_data(tmp_path, monkeypatch):
+    """Hide the machine's datasets (Debian package, ~/.keras) and forbid downloads."""
+    import tinykd.data as data
+
+    monkeypatch.setattr(data, "SYSTEM_DATA_DIR", tmp_path / "no-system-data")
+    monkeypatch.setattr(data, "KERAS_DATA_DIR", tmp_path / "no-keras-data")
+    monkeypatch.delenv("TINYKD_DATA", raising=False)
+
+    def offline(*args, **kwargs):
+        raise OSError("no internet")
+
+    import keras
+
+    for name in ("fashion_mnist", "mnist", "cifar10"):
+        monkeypatch.setattr(getattr(keras.datasets, name), "load_data", offline)
+    return tmp_path

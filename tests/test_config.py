@@ -1,0 +1,35 @@
+import pytest
+
+from tinykd.config import PipelineConfig, config_from_dict, load_config
+from tinykd.errors import TinykdError
+
+
+def test_defaults_are_the_fashion_mnist_48_pipeline(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config()
+    assert config == PipelineConfig()
+    assert (config.data.dataset, config.data.size, config.data.channels) == ("fashion_mnist", (48, 48), 1)
+    assert (config.student.alpha, config.student.temperature) == (0.5, 3.0)
+    assert config.teacher.label_smoothing == 0.05
+
+
+def test_file_overrides_and_feature_pairs(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('name = "x"\n[data]\nimage_size = [32, 40]\n[student]\nalpha = 1\n'
+                    '[[student.features]]\nteacher_layer = "a"\nstudent_layer = "b"\n')
+    config = load_config(path)
+    assert config.name == "x" and config.data.size == (32, 40) and config.student.alpha == 1
+    assert config.student.features[0].teacher_layer == "a" and config.student.features[0].loss == "auto"
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"student": {"epochs": "ten"}}, "epochs = 'ten'"),
+    ({"teacher": {"augment": 1}}, "augment = 1"),
+    ({"nope": 1}, "unknown key 'nope'"),
+    ({"data": 3}, r"\[data\] must be a table"),
+    ({"student": {"features": [{"teacher_layer": "a"}]}}, "student_layer"),
+    ({"data": {"channels": 2}}, "channels must be 1 or 3"),
+])
+def test_bad_values(raw, message):
+    with pytest.raises(TinykdError, match=message):
+        config_from_dict(raw, "t.toml")

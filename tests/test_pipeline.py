@@ -1,0 +1,156 @@
+"""The whole training half through the CLI, on small data: every verb, its artifacts and its errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import write_idx_dataset
+from tinykd.cli import main
+
+QUICK = ["--dataset", "digits", "--image-size", "12"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """One quick `tinykd run` (1 epoch per model) shared by the tests below."""
+    root = tmp_path_factory.mktemp("work")
+    (root / "tinykd.toml").write_text(
+        'name = "quick"\n[data]\ndataset = "digits"\nimage_size = 12\n'
+        '[teacher]\nepochs = 2\n[student]\nepochs = 2\n[quantize]\nrepresentative_samples = 50\n')
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main(["run"]) == 0
+    finally:
+        os.chdir(cwd)
+    return root / "runs" / "quick"
+
+
+def test_run_leaves_every_artifact(run_dir):
+    for name in ["teacher.keras", "teacher_history.json", "student.keras", "student_history.json",
+                 "student_nokd.keras", "student_int8.tflite", "student_float32.tflite",
+                 "student_quantize.json", "dataset.json", "summary.json",
+                 "eval/teacher/summary.json", "eval/teacher/confusion.png", "eval/teacher/curves.png",
+                 "eval/student_int8/summary.json", "eval/student_int8/confusion.png"]:
+        assert (run_dir / name).is_file(), name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["student"]["int8_bytes"] == (run_dir / "student_int8.tflite").stat().st_size
+    assert summary["kd_gain_int8"] == pytest.approx(
+        summary["student"]["int8_test_accuracy"] - summary["student_nokd"]["int8_test_accuracy"])
+    history = json.loads((run_dir / "teacher_history.json").read_text())
+    assert len(history["loss"]) == 2 and history["architecture"] == "cnn_teacher"
+
+
+def test_int8_model_is_full_integer(run_dir):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(run_dir / "student_int8.tflite"))
+    interpreter.allocate_tensors()
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
+    assert list(inp["shape"]) == [1, 12, 12, 1], "fixed batch size of 1"
+    dtypes = {t["dtype"] for t in interpreter.get_tensor_details()}
+    assert dtypes <= {np.int8, np.int32}, f"float tensors left in the INT8 model: {dtypes}"
+    quantized = json.loads((run_dir / "student_quantize.json").read_text())
+    assert quantized["int8"]["test_accuracy"] > 0.3, "the INT8 model must still classify digits"
+
+
+def test_int8_accuracy_agrees_with_evaluate(run_dir, capsys):
+    model = run_dir / "student_int8.tflite"
+    out = run_dir.parent / "eval_again"
+    assert main(["evaluate", str(model), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    quantized = json.loads((run_dir / "student_quantize.json").read_text())
+    assert summary["accuracy"] == quantized["int8"]["test_accuracy"]
+    assert sum(map(sum, summary["confusion_matrix"])) == summary["images"]
+    assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_rerun_keeps_existing_artifacts(run_dir, monkeypatch, capsys):
+    monkeypatch.chdir(run_dir.parent.parent)
+    before = (run_dir / "teacher.keras").stat().st_mtime_ns
+    assert main(["train", "--name", "quick", *QUICK]) == 0
+    assert (run_dir / "teacher.keras").stat().st_mtime_ns == before
+    assert "keeping existing teacher" in capsys.readouterr().out
+
+
+def test_distill_no_kd_and_quantize_verbs(run_dir, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    teacher = str(run_dir / "teacher.keras")
+    assert main(["distill", "--name", "v", *QUICK, "--epochs", "1", "--teacher", teacher]) == 0
+    assert main(["distill", "--name", "v", *QUICK, "--epochs", "1", "--no-kd"]) == 0
+    assert main(["quantize", "--name", "v", "--samples", "20"]) == 0
+    assert main(["quantize", str(tmp_path / "runs/v/student_nokd.keras"), "--samples", "20"]) == 0
+    for name in ["student.keras", "student_nokd.keras", "student_int8.tflite", "student_nokd_int8.tflite"]:
+        assert (tmp_path / "runs/v" / name).is_file(), name
+
+
+def _error_of(argv, capsys):
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err[-1] if err else ""
+
+
+def test_unknown_dataset_and_architecture(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, line = _error_of(["train", "--dataset", "imagenet"], capsys)
+    assert code == 2 and "unknown dataset 'imagenet'" in line and "fashion_mnist" in line
+    code, line = _error_of(["train", *QUICK, "--architecture", "resnet9000"], capsys)
+    assert code == 2 and "unknown architecture 'resnet9000'" in line and "tiny_conv" in line
+    assert not (tmp_path / "runs/fashion/teacher.keras").exists()
+
+
+def test_missing_and_corrupt_data(tmp_path, monkeypatch, capsys, no_system_data):
+    monkeypatch.chdir(tmp_path)
+    code, line = _error_of(["train"], capsys)
+    assert code == 2 and "fashion_mnist: not found" in line and "dataset-fashion-mnist" in line
+    write_idx_dataset(tmp_path / "data")
+    (tmp_path / "data" / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b broken")
+    code, line = _error_of(["train", "--data-dir", str(tmp_path / "data")], capsys)
+    assert code == 2 and "t10k-images-idx3-ubyte.gz: cannot read IDX" in line
+
+
+def test_bad_pipeline_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.toml").write_text("[student\nalpha=1")
+    code, line = _error_of(["run", "a.toml"], capsys)
+    assert code == 2 and "a.toml: not valid TOML" in line
+    (tmp_path / "b.toml").write_text("[student]\nalpah = 0.3\n")
+    code, line = _error_of(["run", "b.toml"], capsys)
+    assert code == 2 and "unknown key 'alpah'" in line
+    (tmp_path / "c.toml").write_text("[student]\nalpha = 3\n")
+    code, line = _error_of(["run", "c.toml"], capsys)
+    assert code == 2 and "alpha must be between 0 and 1" in line
+    code, line = _error_of(["run", "missing.toml"], capsys)
+    assert code == 2 and "missing.toml: no such pipeline file" in line
+
+
+def test_evaluate_errors(tmp_path, capsys):
+    code, line = _error_of(["evaluate", str(tmp_path / "nope.tflite")], capsys)
+    assert code == 2 and "nope.tflite: no such model file" in line
+    (tmp_path / "junk.tflite").write_bytes(b"\x00" * 64)
+    code, line = _error_of(["evaluate", str(tmp_path / "junk.tflite")], capsys)
+    assert code == 2 and "junk.tflite" in line
+
+
+def test_error_in_a_real_process_is_one_line_without_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tinykd.cli", "train", "--dataset", "nope"],
+                            cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "tinykd: error: unknown dataset 'nope'; known: fashion_mnist, mnist, cifar10, digits, "
+        "folder:PATH, count:PATH"]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_models_lists_architectures(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ["cnn_teacher", "classic_student", "tiny_conv", "tiny_dsconv", "cifar_teacher", "cifar_student"]:
+        assert name in out
