@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,45 +130,61 @@ def config_from_dict(raw: dict, origin: str = "config") -> PipelineConfig:
         value = raw.get(name, {})
         if not isinstance(value, dict):
             raise TinykdError(f"{origin}: [{name}] must be a table")
-        sections[name] = _build(cls, value, f"{origin}: [{name}]")
-    config = _build(PipelineConfig, top, origin)
+        sections[name] = build_dataclass(cls, value, f"{origin}: [{name}]")
+    config = build_dataclass(PipelineConfig, top, origin)
     for name, value in sections.items():
         setattr(config, name, value)
     config.student.features = [
-        f if isinstance(f, FeatureKD) else _build(FeatureKD, f, f"{origin}: [[student.features]]")
+        f if isinstance(f, FeatureKD) else build_dataclass(FeatureKD, f, f"{origin}: [[student.features]]")
         for f in config.student.features]
     _validate(config, origin)
     return config
 
 
-def _build(cls, values: dict, where: str):
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in _SECTIONS}
+def build_dataclass(cls, values: dict, where: str):
+    """Build `cls` from a TOML table, naming the table in errors about unknown, missing or mistyped keys."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise TinykdError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(fields))}")
-    defaults = {}
-    try:
-        defaults = dataclasses.asdict(cls())
-    except TypeError:
-        pass  # a class with required fields: its values are checked against their annotations only
+    missing = [name for name, f in fields.items() if name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise TinykdError(f"{where}: missing key {missing[0]!r}")
     for key, value in values.items():
-        expected = defaults.get(key)
-        if expected is not None and not _same_kind(expected, value):
-            raise TinykdError(f"{where}: {key} = {value!r} should be like {expected!r}")
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise TinykdError(f"{where}: {exc}") from None
+        if not _matches(value, hints[key]):
+            raise TinykdError(f"{where}: {key} = {value!r} is not {_type_name(hints[key])}")
+    return cls(**values)
 
 
-def _same_kind(default, value) -> bool:
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
-    if isinstance(default, int) and isinstance(value, list):
-        return all(isinstance(v, int) for v in value)  # image_size = [h, w]
-    return isinstance(value, type(default))
+def _matches(value, hint) -> bool:
+    """Whether a TOML value fits a field's type annotation (bool is not a number here)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, typing.get_args(hint)[0]) for v in value)
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, (dict, hint))
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(hint))
+    if origin is list:
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(typing.get_args(hint)[0],
+                                                                                     "tables")
+    if dataclasses.is_dataclass(hint):
+        return "a table"
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def _validate(config: PipelineConfig, origin: str) -> None:
