@@ -58,3 +58,14 @@ def no_system_data(tmp_path, monkeypatch):
     for name in ("fashion_mnist", "mnist", "cifar10"):
         monkeypatch.setattr(getattr(keras.datasets, name), "load_data", offline)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory):
+    """The INT8 model zoo of tests/zoo.py, converted once per test session: name -> .tflite path."""
+    from zoo import build_zoo
+
+    from tinykd.console import quiet
+
+    with quiet():
+        return build_zoo(tmp_path_factory.mktemp("zoo"))

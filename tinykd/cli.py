@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -37,7 +38,8 @@ def _common(parser: argparse.ArgumentParser, training: bool = True) -> None:
         g.add_argument("--learning-rate", type=float, help="Adam learning rate")
         g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                        help="random pad+crop, brightness and contrast (teacher default: on; student: off)")
-    parser.add_argument("--force", action="store_true", help="replace existing artifacts of this run")
+    parser.add_argument("--force", action="store_true", help="replace existing artifacts (build: also write into "
+                        "a non-empty folder that tinykd did not make)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +89,34 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, training=False)
 
     sub.add_parser("models", help="list the named architectures with their parameter counts")
+
+    p = sub.add_parser("inspect", help="per-layer table of a .tflite model: op, shape, MACs, bytes",
+                       description="Read a .tflite model and print its inputs, outputs and one row per layer: "
+                                   "op, output shape, multiply-accumulates, weight bytes, activation bytes.")
+    p.add_argument("model", type=Path, help="a .tflite model")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser("boards", help="list the board profiles",
+                       description="List the board profiles: built-in, ./boards/*.toml and $TINYKD_BOARDS/*.toml "
+                                   "(later folders override earlier ones).")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser("build", help="INT8 model -> TFLM sources for a board (RIOT, Zephyr), with a fit check",
+                       description="Write a bundle of sources for one board: the model as an aligned C array, an "
+                                   "op resolver with exactly the model's ops, the tensor arena size, RIOT and "
+                                   "Zephyr glue and manifest.json. Exits 1 when the model does not fit the board.")
+    p.add_argument("--board", required=True, help="board profile name (see `tinykd boards`)")
+    p.add_argument("--model", type=Path, help="INT8 .tflite model (default: the pipeline's student_int8.tflite; "
+                   "missing pipeline stages are run first)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="bundle folder (default: build/BOARD)")
+    p.add_argument("--array-name", default="g_model", help="C name of the model array (default: g_model)")
+    p.add_argument("--namespace", default="", help="C++ namespace of the generated names, e.g. tinykd or "
+                   "a::b (default: none)")
+    p.add_argument("--riot-module", default="tinykd_model", help="RIOT module name (default: tinykd_model)")
+    p.add_argument("--measure", action="store_true",
+                   help="also measure the smallest arena the host TFLM interpreter accepts (64-bit host; a "
+                        "32-bit board needs somewhat less) and record it in manifest.json")
+    _common(p, training=False)
     return parser
 
 
@@ -169,8 +199,89 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    from .tflite import read_model
+
+    summary = read_model(args.model).summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+
+    def tensors(items):
+        return ", ".join(f"{t['name'] or '?'} {'x'.join(map(str, t['shape']))} {t['dtype']}"
+                         + (f" (scale {t['scale'][0]:.6g}, zero point {t['zero_point'][0]})" if t["scale"] else "")
+                         for t in items)
+
+    print(f"{summary['file']}: {summary['bytes']:,} bytes, sha256 {summary['sha256']}")
+    print(f"inputs:  {tensors(summary['inputs'])}")
+    print(f"outputs: {tensors(summary['outputs'])}")
+    print(f"ops:     {', '.join(summary['ops'])}\n")
+    print(f"{'#':>3}  {'op':<20} {'output shape':<16} {'MACs':>12} {'weights':>10} {'activations':>12}")
+    for layer in summary["layers"]:
+        shape = "x".join(map(str, layer["output_shape"])) or "scalar"
+        print(f"{layer['index']:>3}  {layer['op']:<20} {shape:<16} {layer['macs']:>12,} "
+              f"{layer['weight_bytes']:>10,} {layer['activation_bytes']:>12,}")
+    print(f"{'':>3}  {'total':<20} {'':<16} {summary['macs']:>12,} {summary['weight_bytes']:>10,}")
+    return 0
+
+
+def cmd_boards(args) -> int:
+    from .boards import all_boards
+
+    boards = all_boards()
+    if args.json:
+        print(json.dumps([dataclasses.asdict(b) for b in boards], indent=2))
+        return 0
+    print(f"{'name':<20} {'cpu':<14} {'clock':>8} {'flash':>9} {'RAM':>9} {'kernels':<9} {'qemu':<11} description")
+    for b in boards:
+        clock = f"{b.clock_hz / 1e6:.0f} MHz" if b.clock_hz else "-"
+        print(f"{b.name:<20} {b.cpu:<14} {clock:>8} {_kib(b.flash_bytes):>9} {_kib(b.ram_bytes):>9} "
+              f"{b.kernels:<9} {b.qemu_machine or '-':<11} {b.description}")
+    return 0
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1048576:g} MB" if n >= 1048576 else f"{n / 1024:g} KB"
+
+
+def cmd_build(args) -> int:
+    from .boards import load_board
+    from .bundle import make_bundle, write_bundle
+    from .codegen import Names
+    from .tflite import read_model
+
+    board = load_board(args.board)
+    names = Names(args.array_name, args.namespace, args.riot_module)
+    names.check()
+    model_path = args.model
+    if model_path is None:
+        from . import pipeline
+
+        _quiet_tensorflow()
+        model_path = pipeline.int8_model(_config(args))
+    out_dir = args.out or Path("build") / board.name
+    bundle = make_bundle(read_model(model_path), board, names, measure=args.measure)
+    print(f"tinykd: {model_path} on {board.name} ({board.cpu}"
+          f"{f', {board.clock_hz / 1e6:.0f} MHz' if board.clock_hz else ''})")
+    print(bundle.fit.table())
+    arena = bundle.manifest["arena"]
+    if "tflm_measured_bytes" in arena:
+        print(f"tinykd: on this 64-bit host TFLM needs an arena of {arena['tflm_measured_bytes']:,} bytes "
+              f"(estimated: {arena['host_estimated_bytes']:,})")
+    if not bundle.fit.fits:
+        over = [what for what, ok in (("flash", bundle.fit.fits_flash), ("RAM", bundle.fit.fits_ram)) if not ok]
+        print(f"tinykd: error: {model_path.name} does not fit {board.name}: not enough {' and '.join(over)}; "
+              "nothing written", file=sys.stderr)
+        return 1
+    write_bundle(bundle.files, out_dir, force=args.force)
+    print(f"tinykd: wrote {len(bundle.files)} files to {out_dir}/ (manifest.json lists them)")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "train": cmd_train, "distill": cmd_distill, "quantize": cmd_quantize,
-            "evaluate": cmd_evaluate, "models": cmd_models}
+            "evaluate": cmd_evaluate, "models": cmd_models, "inspect": cmd_inspect, "boards": cmd_boards,
+            "build": cmd_build}
+NEEDS_TENSORFLOW = {"run", "train", "distill", "quantize", "evaluate", "models"}
 
 
 def _quiet_tensorflow() -> None:
@@ -188,7 +299,8 @@ def _quiet_tensorflow() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        _quiet_tensorflow()
+        if args.command in NEEDS_TENSORFLOW:
+            _quiet_tensorflow()
         return COMMANDS[args.command](args)
     except TinykdError as exc:
         if args.debug:

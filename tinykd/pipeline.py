@@ -154,6 +154,19 @@ def run(config: PipelineConfig, force: bool = False) -> dict:
     return summary
 
 
+def int8_model(config: PipelineConfig) -> Path:
+    """The pipeline's distilled INT8 model, running the missing stages (teacher, student, INT8) first."""
+    path = int8_path(config, config.student.kd)
+    if path.exists():
+        return path
+    print(f"tinykd: {path} does not exist yet; running the pipeline stages it needs")
+    dataset = load_data(config)
+    if config.student.kd:
+        train_stage(config, dataset)
+    quantize_stage(config, dataset, distill_stage(config, dataset, kd=config.student.kd))
+    return path
+
+
 def _print_summary(summary: dict, run_dir: Path) -> None:
     print(f"\ntinykd: run {summary['name']} finished in {summary['total_seconds'] / 60:.1f} min; "
           f"results in {run_dir / SUMMARY_FILE}")

@@ -1,0 +1,299 @@
+"""`tinykd build`, `inspect` and `boards`: the bundle's sources compile and hold the model, the resolver
+registers exactly the model's ops, bad input is a one-line error, and nothing of the user's is lost."""
+
+import json
+import random
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tinykd.boards import all_boards, load_board
+from tinykd.bundle import make_bundle, tflm_registrations, write_bundle
+from tinykd.cli import main
+from tinykd.codegen import Names, tflm_method
+from tinykd.errors import TinykdError
+from tinykd.tflite import parse_model, read_model
+
+GXX = shutil.which("g++")
+needs_gxx = pytest.mark.skipif(GXX is None, reason="the host C++ compiler g++ is not installed")
+
+MODEL_CHECK = r"""
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include "model_data.h"
+
+int main(int argc, char **argv) {
+  const unsigned char *model = NS g_model_name;
+  const unsigned int length = NS g_model_name_len;
+  if (reinterpret_cast<uintptr_t>(model) % 16 != 0) { std::puts("not 16-byte aligned"); return 1; }
+  FILE *f = std::fopen(argv[1], "rb");
+  static unsigned char file[1 << 22];
+  size_t n = std::fread(file, 1, sizeof(file), f);
+  std::fclose(f);
+  if (n != length) { std::printf("length %u, file %zu\n", length, n); return 1; }
+  if (std::memcmp(model, file, n) != 0) { std::puts("bytes differ"); return 1; }
+  std::puts("ok");
+  return 0;
+}
+"""
+
+
+def compile_and_run(folder, sources, defines=(), args=()):
+    exe = folder / "check"
+    subprocess.run([GXX, "-std=c++17", "-Wall", "-Werror", f"-I{folder}", *defines, *map(str, sources),
+                    "-o", str(exe)], check=True, capture_output=True, text=True)
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True)
+
+
+@needs_gxx
+@pytest.mark.parametrize("names", [Names(), Names("model_tflite", "fw::models", "person_model")],
+                         ids=["default-names", "custom-names"])
+def test_model_data_compiles_aligned_and_byte_equal(zoo, tmp_path, names):
+    """For every zoo model, model_data.cc compiles and g_model is the .tflite, 16-byte aligned."""
+    prefix = names.namespace + "::" if names.namespace else ""
+    for name, path in zoo.items():
+        out = tmp_path / name
+        write_bundle(make_bundle(read_model(path), load_board("nucleo-f767zi"), names).files, out)
+        (out / "check.cc").write_text(MODEL_CHECK)
+        result = compile_and_run(out, [out / "check.cc", out / "model_data.cc"],
+                                 [f"-DNS={prefix}", f"-Dg_model_name={names.array_name}",
+                                  f"-Dg_model_name_len={names.array_name}_len"], [path])
+        assert result.stdout.strip() == "ok", (name, result.stdout)
+        header = (out / "model_data.h").read_text()
+        assert read_model(path).sha256 in header and "#ifndef" in header and "#endif" in header
+
+
+# A stand-in for TFLM's resolver header: every Add method records its call and can be made to fail.
+RESOLVER_STUB = """
+#pragma once
+enum TfLiteStatus { kTfLiteOk = 0, kTfLiteError = 1 };
+extern int g_calls, g_fail_at;
+extern const char *g_called[256];
+namespace tflite {
+template <unsigned N> class MicroMutableOpResolver {
+ public:
+%s
+};
+}
+"""
+
+OPS_CHECK = r"""
+#include <cstdio>
+#include <cstdlib>
+#include "tinykd_ops.h"
+int g_calls = 0, g_fail_at = -1;
+const char *g_called[256];
+int main(int argc, char **argv) {
+  g_fail_at = std::atoi(argv[1]);
+  OpResolver resolver;
+  TfLiteStatus status = RegisterOps(resolver);
+  std::printf("%d %d %d\n", kOpCount, (int)status, g_calls);
+  for (int i = 0; i < g_calls; ++i) std::printf("%s\n", g_called[i]);
+  return 0;
+}
+"""
+
+
+@needs_gxx
+def test_ops_header_registers_exactly_the_models_ops_and_stops_at_a_failure(zoo, tmp_path):
+    methods = sorted({tflm_method(op) for path in zoo.values() for op in read_model(path).ops})
+    stub = "\n".join(f"  TfLiteStatus {m}() {{ g_called[g_calls] = \"{m}\"; "
+                     f"return g_calls++ == g_fail_at ? kTfLiteError : kTfLiteOk; }}" for m in methods)
+    for name, path in zoo.items():
+        model = read_model(path)
+        out = tmp_path / name
+        write_bundle(make_bundle(model, load_board("native")).files, out)
+        stub_dir = out / "tensorflow" / "lite" / "micro"
+        stub_dir.mkdir(parents=True)
+        (stub_dir / "micro_mutable_op_resolver.h").write_text(RESOLVER_STUB % stub)
+        (out / "check.cc").write_text(OPS_CHECK)
+        expected = [tflm_method(op) for op in model.ops]
+        ok = compile_and_run(out, [out / "check.cc"], args=["-1"]).stdout.split()
+        assert ok == [str(len(expected)), "0", str(len(expected))] + expected, name
+        # A failing registration is returned at once: nothing after it is attempted.
+        failing = compile_and_run(out, [out / "check.cc"], args=["1"]).stdout.split()
+        assert failing[:3] == [str(len(expected)), "1" if len(expected) > 1 else "0", str(min(2, len(expected)))]
+
+
+def test_resolver_methods_follow_tflm_spelling():
+    assert tflm_method("CONV_2D") == "AddConv2D"
+    assert tflm_method("DEPTHWISE_CONV_2D") == "AddDepthwiseConv2D"
+    assert tflm_method("FULLY_CONNECTED") == "AddFullyConnected"
+    assert tflm_method("AVERAGE_POOL_2D") == "AddAveragePool2D"
+    assert tflm_method("HARD_SWISH") == "AddHardSwish"
+    assert tflm_method("RELU6") == "AddRelu6"
+    assert tflm_method("UNIDIRECTIONAL_SEQUENCE_LSTM") == "AddUnidirectionalSequenceLSTM"
+    assert tflm_method("RFFT2D") is None
+
+
+def test_an_op_tflm_cannot_register_is_an_error_naming_op_and_layer(zoo):
+    model = read_model(zoo["mlp"])
+    model.operators[1].op = "RFFT2D"
+    with pytest.raises(TinykdError, match=r"layer 1 uses RFFT2D, which TFLM has no kernel for"):
+        tflm_registrations(model)
+
+
+def test_build_writes_the_bundle_and_is_byte_identical(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    model = zoo["tiny_student"]
+    assert main(["build", "--board", "nucleo-f767zi", "--model", str(model), "--out", "a"]) == 0
+    assert main(["build", "--board", "nucleo-f767zi", "--model", str(model), "--out", "b"]) == 0
+    out = capsys.readouterr().out
+    assert "tensor arena" in out and "wrote" in out
+    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert files_a == files_b
+    for relative in files_a:
+        assert (tmp_path / "a" / relative).read_bytes() == (tmp_path / "b" / relative).read_bytes(), relative
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    m = read_model(model)
+    assert manifest["model"]["sha256"] == m.sha256 and manifest["model"]["ops"] == m.ops
+    assert manifest["board"]["name"] == "nucleo-f767zi" and manifest["fits"] is True
+    assert manifest["arena"]["target_bytes"] >= manifest["arena"]["estimated_bytes"] > 0
+    arena_header = (tmp_path / "a" / "tinykd_arena.h").read_text()
+    assert f"kTensorArenaSize = {manifest['arena']['target_bytes']};" in arena_header
+    for relative in ("riot/tinykd_model/Makefile", "riot/tinykd_model/Makefile.include", "riot/README.md",
+                     "zephyr/tinykd.cmake", "zephyr/prj.conf", "zephyr/README.md"):
+        assert relative in manifest["files"]
+    assert "CONFIG_TENSORFLOW_LITE_MICRO=y" in (tmp_path / "a" / "zephyr" / "prj.conf").read_text()
+    assert "SRCXXEXT = cc" in (tmp_path / "a" / "riot" / "tinykd_model" / "Makefile").read_text()
+
+
+def test_build_refuses_a_foreign_folder_unless_forced(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    args = ["build", "--board", "native", "--model", str(zoo["mlp"]), "--out", str(out)]
+    assert main(args) == 2
+    assert "not made by tinykd build" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert main(args + ["--force"]) == 0
+    assert (out / "notes.txt").read_text() == "keep me" and (out / "manifest.json").exists()
+    # Its own bundle is replaced without --force, whole.
+    assert main(["build", "--board", "native", "--model", str(zoo["mlp"])]) == 0
+    (tmp_path / "build" / "native" / "stale.h").write_text("")
+    assert main(["build", "--board", "native", "--model", str(zoo["mlp"])]) == 0
+    assert not (tmp_path / "build" / "native" / "stale.h").exists()
+
+
+def test_a_model_too_big_for_the_board_exits_1_and_writes_nothing(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "--board", "bluepill", "--model", str(zoo["residual_add"])]) == 1
+    captured = capsys.readouterr()
+    assert "does not fit bluepill: not enough flash and RAM" in captured.err
+    assert "tensor arena" in captured.out
+    assert not (tmp_path / "build").exists()
+
+
+def test_build_names_must_be_c_identifiers(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "--board", "native", "--model", str(zoo["mlp"]), "--array-name", "2bad"]) == 2
+    assert "not a C identifier" in capsys.readouterr().err
+
+
+@pytest.fixture
+def bad_models(tmp_path, zoo):
+    data = zoo["plain_conv"].read_bytes()
+    files = {"empty": b"", "truncated": data[:len(data) // 3], "text": b"hello, this is not a model\n" * 10,
+             "random": random.Random(0).randbytes(4000)}
+    paths = {}
+    for name, content in files.items():
+        paths[name] = tmp_path / f"{name}.tflite"
+        paths[name].write_bytes(content)
+    return paths
+
+
+@pytest.mark.parametrize("command", ["inspect", "build"])
+def test_bad_model_files_are_one_line_errors(bad_models, tmp_path, monkeypatch, capsys, command):
+    monkeypatch.chdir(tmp_path)
+    for name, path in list(bad_models.items()) + [("missing", tmp_path / "missing.tflite")]:
+        args = ["inspect", str(path)] if command == "inspect" else ["build", "--board", "native", "--model", str(path)]
+        assert main(args) == 2, name
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(path) in err and "Traceback" not in err, (name, err)
+    assert not (tmp_path / "build").exists()
+
+
+def test_a_float_model_is_refused_by_build(tmp_path, monkeypatch, capsys):
+    from zoo import mlp
+
+    from tinykd.console import quiet
+    from tinykd.quantize import to_float_tflite
+
+    with quiet():
+        data = to_float_tflite(mlp())
+    path = tmp_path / "float.tflite"
+    path.write_bytes(data)
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "--board", "native", "--model", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a full-integer INT8 model" in err and err.count("\n") == 1
+
+
+def test_damaged_models_raise_only_tinykd_errors(zoo):
+    """Random corruption of a real model: reading, estimating and generating either work or say why."""
+    data = zoo["depthwise_separable"].read_bytes()
+    board = load_board("nucleo-f767zi")
+    rng = random.Random(1)
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(300):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            position = rng.randrange(len(damaged))
+            damaged[position] = rng.randrange(256)
+        if rng.random() < 0.2:
+            damaged = damaged[:rng.randrange(len(damaged))]
+        try:
+            make_bundle(parse_model(bytes(damaged), "damaged.tflite"), board)
+            outcomes["ok"] += 1
+        except TinykdError as exc:
+            assert "damaged.tflite" in str(exc) or "TFLM" in str(exc) or "INT8" in str(exc), str(exc)
+            outcomes["error"] += 1
+    assert outcomes["ok"] > 0 and outcomes["error"] > 0
+
+
+def test_inspect_counts_macs_and_bytes(zoo, capsys):
+    assert main(["inspect", str(zoo["plain_conv"]), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    # conv 3x3x1 -> 24x24x8, dense 1152 -> 16, dense 16 -> 10
+    assert [layer["macs"] for layer in summary["layers"] if layer["macs"]] == [24 * 24 * 8 * 9, 1152 * 16, 160]
+    assert summary["macs"] == 24 * 24 * 8 * 9 + 1152 * 16 + 160
+    conv = summary["layers"][0]
+    assert conv["op"] == "CONV_2D" and conv["output_shape"] == [1, 24, 24, 8]
+    assert conv["weight_bytes"] == 8 * 9 + 8 * 4 and conv["activation_bytes"] == 24 * 24 * 8
+    assert conv["options"]["padding"] == "SAME" and conv["options"]["fusedActivationFunction"] == "RELU"
+    assert main(["inspect", str(zoo["plain_conv"])]) == 0
+    table = capsys.readouterr().out
+    assert "CONV_2D" in table and "1x24x24x8" in table and f"{summary['macs']:,}" in table
+
+
+def test_every_builtin_board_loads_and_lists(capsys):
+    names = {b.name for b in all_boards()}
+    assert {"nucleo-f767zi", "disco-f746ng", "nucleo-f446re", "nucleo-l432kc", "nrf52840dk",
+            "arduino-nano-33-ble", "bluepill", "rpi-pico", "mps2-an500", "mps2-an386", "mps3-an547",
+            "native"} <= names
+    f767 = load_board("nucleo-f767zi")
+    assert (f767.cpu, f767.flash_bytes, f767.ram_bytes, f767.pointer_bytes) == ("cortex-m7", 2 << 20, 512 << 10, 4)
+    assert load_board("native").pointer_bytes == 8
+    assert main(["boards"]) == 0
+    assert "nucleo-f767zi" in capsys.readouterr().out
+    assert main(["boards", "--json"]) == 0
+    assert {b["name"] for b in json.loads(capsys.readouterr().out)} == names
+
+
+def test_unknown_and_malformed_board_profiles(tmp_path, monkeypatch, capsys):
+    assert main(["build", "--board", "nucleo-f999", "--model", "x.tflite"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown board 'nucleo-f999'" in err and "nucleo-f767zi" in err
+    monkeypatch.setenv("TINYKD_BOARDS", str(tmp_path))
+    (tmp_path / "myboard.toml").write_text('name = "myboard"\ncpu = "cortex-m4"\n')
+    assert main(["boards"]) == 2
+    err = capsys.readouterr().err
+    assert "myboard.toml" in err and err.count("\n") == 1
+    (tmp_path / "myboard.toml").write_text("name = [unclosed")
+    assert main(["boards"]) == 2
+    assert "myboard.toml: not a readable TOML board profile" in capsys.readouterr().err

@@ -1,0 +1,201 @@
+"""`tinykd build`: an INT8 model and a board profile -> a bundle of sources, with the fit verdict.
+
+The bundle is written to a temporary folder and moved into place whole, so an interrupted or failed
+build leaves nothing behind, and a folder tinykd did not create is never overwritten without `force`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .boards import Board
+from .codegen import Names, render_tflm_sources, tflm_method
+from .errors import TinykdError
+from .memory import ArenaEstimate, arena_target, estimate_arena, measure_arena
+from .tflite import Model
+
+MANIFEST = "manifest.json"
+RUNTIME_BASE_BYTES = 32_768
+RUNTIME_PER_OP_BYTES = 4_096
+"""A rough size of TFLM's code on a Cortex-M at -Os: the interpreter and flatbuffer reader, plus one
+reference kernel per registered op. Only an estimate: measure the real firmware's .text."""
+ZEPHYR_STACK_BYTES = 4096
+
+
+def tflm_registrations(model: Model) -> list[tuple[str, str]]:
+    """(op, resolver method) for each distinct op, sorted; an op TFLM has no kernel for is an error."""
+    registrations = []
+    for op in model.ops:
+        method = tflm_method(op)
+        if method is None:
+            layer = next(o for o in model.operators if o.op == op)
+            raise TinykdError(f"{model.path}: layer {layer.index} uses {op}, which TFLM has no kernel for "
+                              "(TFLM cannot register it)")
+        registrations.append((op, method))
+    return registrations
+
+
+@dataclass
+class Fit:
+    """The model's flash and RAM needs against the board's budget."""
+
+    model_bytes: int
+    op_count: int
+    runtime_code_bytes: int
+    arena_bytes: int
+    reserved_bytes: int
+    board: Board
+
+    @property
+    def flash_bytes(self) -> int:
+        return self.model_bytes + self.runtime_code_bytes
+
+    @property
+    def ram_bytes(self) -> int:
+        return self.arena_bytes + self.reserved_bytes
+
+    @property
+    def fits_flash(self) -> bool:
+        return self.flash_bytes <= self.board.flash_bytes
+
+    @property
+    def fits_ram(self) -> bool:
+        return self.ram_bytes <= self.board.ram_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.fits_flash and self.fits_ram
+
+    def table(self) -> str:
+        b = self.board
+        rows = [("flash", "model (g_model)", self.model_bytes, None),
+                ("", f"TFLM code, {self.op_count} ops (estimate)", self.runtime_code_bytes, None),
+                ("", "total", self.flash_bytes, b.flash_bytes),
+                ("RAM", "tensor arena", self.arena_bytes, None),
+                ("", "stack, heap, RTOS (reserved)", self.reserved_bytes, None),
+                ("", "total", self.ram_bytes, b.ram_bytes)]
+        lines = [f"{'':6} {'':32} {'bytes':>11} {'board':>11} {'used':>7}"]
+        for memory, what, needed, budget in rows:
+            line = f"{memory:6} {what:32} {needed:>11,}"
+            if budget:
+                line += f" {budget:>11,} {needed / budget:>7.1%}"
+            lines.append(line)
+        return "\n".join(lines)
+
+
+def plan_fit(model: Model, board: Board, arena_bytes: int) -> Fit:
+    return Fit(model_bytes=len(model.data), op_count=len(model.ops),
+               runtime_code_bytes=RUNTIME_BASE_BYTES + RUNTIME_PER_OP_BYTES * len(model.ops),
+               arena_bytes=arena_bytes, reserved_bytes=board.ram_reserved_bytes, board=board)
+
+
+def _tensor_summary(tensors) -> list[dict]:
+    return [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "scale": list(t.scale),
+             "zero_point": list(t.zero_point)} for t in tensors]
+
+
+def manifest(model: Model, board: Board, estimate: ArenaEstimate, target: int, fit: Fit,
+             measured: int | None, files: dict[str, bytes], names: Names) -> dict:
+    arena = {"estimated_bytes": estimate.total_bytes, "target_bytes": target,
+             "safety_margin_bytes": target - estimate.total_bytes,
+             "planned_bytes": estimate.planned_bytes, "persistent_bytes": estimate.persistent_bytes,
+             "breakdown": estimate.breakdown, "pointer_bytes": board.pointer_bytes}
+    if measured is not None:
+        arena["tflm_measured_bytes"] = measured
+        arena["tflm_measured_on"] = "host (64-bit pointers), PyPI tflite-micro"
+        arena["host_estimated_bytes"] = estimate_arena(model, 8).total_bytes
+    return {
+        "generator": f"tinykd {__version__}",
+        "board": {"name": board.name, "cpu": board.cpu, "clock_hz": board.clock_hz,
+                  "flash_bytes": board.flash_bytes, "ram_bytes": board.ram_bytes,
+                  "ram_reserved_bytes": board.ram_reserved_bytes, "pointer_bytes": board.pointer_bytes,
+                  "riot_board": board.riot_board, "zephyr_board": board.zephyr_board},
+        "model": {"file": model.path.name, "sha256": model.sha256, "bytes": len(model.data),
+                  "ops": model.ops, "layers": len(model.operators), "macs": model.total_macs,
+                  "inputs": _tensor_summary(model.input_tensors()),
+                  "outputs": _tensor_summary(model.output_tensors())},
+        "names": {"array": names.array_name, "namespace": names.namespace, "riot_module": names.riot_module},
+        "arena": arena,
+        "flash": {"model_bytes": fit.model_bytes, "runtime_code_estimate_bytes": fit.runtime_code_bytes,
+                  "total_bytes": fit.flash_bytes, "budget_bytes": board.flash_bytes, "fits": fit.fits_flash},
+        "ram": {"arena_bytes": fit.arena_bytes, "reserved_bytes": fit.reserved_bytes,
+                "total_bytes": fit.ram_bytes, "budget_bytes": board.ram_bytes, "fits": fit.fits_ram},
+        "fits": fit.fits,
+        "files": {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
+    }
+
+
+@dataclass
+class Bundle:
+    """What `build` made: the files (relative path -> bytes), the manifest and the fit."""
+
+    files: dict[str, bytes]
+    manifest: dict
+    fit: Fit
+
+
+def make_bundle(model: Model, board: Board, names: Names = Names(), measure: bool = False) -> Bundle:
+    """Render every file of the bundle in memory (nothing is written)."""
+    model.require_int8()
+    registrations = tflm_registrations(model)
+    estimate = estimate_arena(model, board.pointer_bytes)
+    target = arena_target(estimate, board)
+    measured = measure_arena(model.path, start=estimate.total_bytes) if measure else None
+    fit = plan_fit(model, board, target)
+    context = {"model": {"file": model.path.name, "bytes": len(model.data), "sha256": model.sha256,
+                         "ops": model.ops},
+               "model_data": model.data, "board": board, "registrations": registrations,
+               "arena": {"target_bytes": target},
+               "arena_lines": estimate.describe(target), "zephyr_stack_bytes": ZEPHYR_STACK_BYTES}
+    files = {path: text.encode() for path, text in render_tflm_sources(context, names).items()}
+    info = manifest(model, board, estimate, target, fit, measured, files, names)
+    files[MANIFEST] = (json.dumps(info, indent=2, sort_keys=True) + "\n").encode()
+    return Bundle(files, info, fit)
+
+
+def is_bundle(folder: Path) -> bool:
+    """Whether `folder` holds a bundle tinykd wrote (its manifest names tinykd as the generator)."""
+    try:
+        return json.loads((folder / MANIFEST).read_text()).get("generator", "").startswith("tinykd")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def write_bundle(files: dict[str, bytes], out_dir: Path, force: bool = False) -> None:
+    """Write the files as one folder. A previous bundle is replaced whole; a non-empty folder that is
+    not a bundle is refused unless `force`, and then only the bundle's files in it are replaced."""
+    out_dir = Path(out_dir)
+    foreign = out_dir.is_dir() and any(out_dir.iterdir()) and not is_bundle(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TinykdError(f"{out_dir}: exists and is not a folder")
+    if foreign and not force:
+        raise TinykdError(f"{out_dir}: the folder is not empty and was not made by tinykd build; "
+                          "choose another --out or use --force")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for relative, data in files.items():
+            path = staging / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        if foreign:
+            for relative in files:
+                (out_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / relative, out_dir / relative)
+        elif out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+            os.rename(out_dir, old / "bundle")
+            os.rename(staging, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.rename(staging, out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
