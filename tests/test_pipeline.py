@@ -91,6 +91,23 @@ def test_distill_no_kd_and_quantize_verbs(run_dir, monkeypatch, tmp_path):
         assert (tmp_path / "runs/v" / name).is_file(), name
 
 
+def test_build_without_model_uses_the_pipelines_int8_student(run_dir, monkeypatch):
+    monkeypatch.chdir(run_dir.parent.parent)
+    assert main(["build", "--board", "nucleo-f767zi"]) == 0
+    manifest = json.loads((run_dir.parent.parent / "build/nucleo-f767zi/manifest.json").read_text())
+    assert manifest["model"]["file"] == "student_int8.tflite" and manifest["fits"] is True
+
+
+def test_build_without_model_runs_the_missing_stages(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "--board", "native", "--name", "fresh", *QUICK]) == 0
+    out = capsys.readouterr().out
+    assert "running the pipeline stages it needs" in out
+    for name in ["teacher.keras", "student.keras", "student_int8.tflite"]:
+        assert (tmp_path / "runs/fresh" / name).is_file(), name
+    assert (tmp_path / "build/native/model_data.cc").is_file()
+
+
 def _error_of(argv, capsys):
     code = main(argv)
     err = capsys.readouterr().err.strip().splitlines()
