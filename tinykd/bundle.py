@@ -96,11 +96,6 @@ def plan_fit(model: Model, board: Board, arena_bytes: int) -> Fit:
                arena_bytes=arena_bytes, reserved_bytes=board.ram_reserved_bytes, board=board)
 
 
-def _tensor_summary(tensors) -> list[dict]:
-    return [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "scale": list(t.scale),
-             "zero_point": list(t.zero_point)} for t in tensors]
-
-
 def manifest(model: Model, board: Board, estimate: ArenaEstimate, target: int, fit: Fit,
              measured: int | None, files: dict[str, bytes], names: Names) -> dict:
     arena = {"estimated_bytes": estimate.total_bytes, "target_bytes": target,
@@ -119,8 +114,8 @@ def manifest(model: Model, board: Board, estimate: ArenaEstimate, target: int, f
                   "riot_board": board.riot_board, "zephyr_board": board.zephyr_board},
         "model": {"file": model.path.name, "sha256": model.sha256, "bytes": len(model.data),
                   "ops": model.ops, "layers": len(model.operators), "macs": model.total_macs,
-                  "inputs": _tensor_summary(model.input_tensors()),
-                  "outputs": _tensor_summary(model.output_tensors())},
+                  "inputs": [t.describe() for t in model.input_tensors()],
+                  "outputs": [t.describe() for t in model.output_tensors()]},
         "names": {"array": names.array_name, "namespace": names.namespace, "riot_module": names.riot_module},
         "arena": arena,
         "flash": {"model_bytes": fit.model_bytes, "runtime_code_estimate_bytes": fit.runtime_code_bytes,

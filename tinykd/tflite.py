@@ -58,6 +58,11 @@ class Tensor:
     def is_constant(self) -> bool:
         return self.data is not None
 
+    def describe(self) -> dict:
+        """Name, shape, dtype and quantization as plain JSON-ready values."""
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "scale": list(self.scale),
+                "zero_point": list(self.zero_point)}
+
     def array(self) -> np.ndarray:
         """The constant contents as a numpy array of the tensor's shape."""
         return np.frombuffer(self.data, dtype=self.dtype).reshape(self.shape)
@@ -125,10 +130,6 @@ class Model:
 
     def summary(self) -> dict:
         """Inputs, outputs, ops and one entry per layer, as plain JSON-ready values."""
-        def tensor(t: Tensor) -> dict:
-            return {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "scale": list(t.scale),
-                    "zero_point": list(t.zero_point)}
-
         layers = [{"index": op.index, "op": op.op, "version": op.version,
                    "output_shape": list(self.tensors[op.outputs[0]].shape), "macs": self.macs(op),
                    "weight_bytes": self.weight_bytes(op), "activation_bytes": self.activation_bytes(op),
@@ -136,8 +137,8 @@ class Model:
                   for op in self.operators]
         return {"file": str(self.path), "bytes": len(self.data), "sha256": self.sha256,
                 "subgraphs": self.subgraph_count, "tensors": len(self.tensors),
-                "inputs": [tensor(t) for t in self.input_tensors()],
-                "outputs": [tensor(t) for t in self.output_tensors()], "ops": self.ops,
+                "inputs": [t.describe() for t in self.input_tensors()],
+                "outputs": [t.describe() for t in self.output_tensors()], "ops": self.ops,
                 "macs": self.total_macs, "weight_bytes": sum(l["weight_bytes"] for l in layers),
                 "layers": layers}
 
