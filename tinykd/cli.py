@@ -260,6 +260,9 @@ def cmd_build(args) -> int:
         _quiet_tensorflow()
         model_path = pipeline.int8_model(_config(args))
     out_dir = args.out or Path("build") / board.name
+    if args.measure:
+        print("tinykd: measuring the smallest arena the host TFLM interpreter accepts "
+              "(bisection, one child process per trial)")
     bundle = make_bundle(read_model(model_path), board, names, measure=args.measure)
     print(f"tinykd: {model_path} on {board.name} ({board.cpu}"
           f"{f', {board.clock_hz / 1e6:.0f} MHz' if board.clock_hz else ''})")
