@@ -66,6 +66,23 @@ def test_model_data_compiles_aligned_and_byte_equal(zoo, tmp_path, names):
         assert read_model(path).sha256 in header and "#ifndef" in header and "#endif" in header
 
 
+@needs_gxx
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
+def test_zephyr_cmake_fragment_adds_the_model_to_the_app_target(zoo, tmp_path):
+    """The fragment, included by a CMake project with an `app` target as Zephyr's, compiles the model in."""
+    bundle = tmp_path / "bundle"
+    write_bundle(make_bundle(read_model(zoo["mlp"]), load_board("nrf52840dk")).files, bundle)
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "main.cc").write_text('#include "model_data.h"\nint main() { return g_model_len > 0 ? 0 : 1; }\n')
+    (project / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.20)\nproject(app CXX)\nadd_executable(app main.cc)\n"
+        f"include({bundle}/zephyr/tinykd.cmake)\n")
+    subprocess.run(["cmake", "-S", str(project), "-B", str(project / "out")], check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(project / "out")], check=True, capture_output=True)
+    assert subprocess.run([str(project / "out" / "app")]).returncode == 0
+
+
 # A stand-in for TFLM's resolver header: every Add method records its call and can be made to fail.
 RESOLVER_STUB = """
 #pragma once
