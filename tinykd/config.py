@@ -40,9 +40,9 @@ class TeacherConfig:
 
     architecture: str = "cnn_teacher"
     width: float = 1.0
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     label_smoothing: float = 0.05
     augment: bool = True
     extra: list[str] = field(default_factory=list)
@@ -66,7 +66,7 @@ class StudentConfig:
 
     architecture: str = "tiny_conv"
     width: float = 1.0
-    epochs: int = 12
+    epochs: int = 30
     batch_size: int = 128
     learning_rate: float = 2e-3
     alpha: float = 0.5
