@@ -33,6 +33,8 @@ class Buffer:
     size: int
     first: int
     last: int
+    tensor: int | None = None
+    """The model's tensor index, or None for a kernel's scratch buffer."""
 
 
 @dataclass
@@ -77,7 +79,7 @@ def tensor_buffers(model: Model) -> list[Buffer]:
         if tensor.is_constant or tensor.is_variable or tensor.nbytes == 0 or tensor.index not in first:
             continue
         buffers.append(Buffer(tensor.name or f"tensor {tensor.index}", align(tensor.nbytes),
-                              first[tensor.index], last.get(tensor.index, first[tensor.index])))
+                              first[tensor.index], last.get(tensor.index, first[tensor.index]), tensor.index))
     return buffers
 
 

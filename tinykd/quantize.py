@@ -21,6 +21,10 @@ from .evaluate import accuracy_of, predict
 def _fixed_batch(model):
     import keras
 
+    if len(model.inputs) > 1:
+        inputs = [keras.Input(batch_shape=(1,) + tuple(t.shape[1:]), name=_input_name(i))
+                  for i, t in enumerate(model.inputs)]
+        return keras.Model(inputs, model(inputs), name=model.name)
     inputs = keras.Input(batch_shape=(1,) + tuple(model.input_shape[1:]), name="input")
     return keras.Model(inputs, model(inputs), name=model.name)
 
@@ -41,13 +45,27 @@ def to_float_tflite(model) -> bytes:
     return _convert(_converter(model))
 
 
-def to_int8_tflite(model, representative: np.ndarray) -> bytes:
-    """Full-integer INT8: every op int8, int8 input and output, calibrated on `representative`."""
+def _input_name(index: int) -> str:
+    return f"input_{index:03d}"
+
+
+def _samples(representative):
+    """Calibration samples: a batch-of-1 array, or for several inputs a dict of them keyed by input
+    name (the converter orders a multi-input model's inputs by its own rules)."""
+    if isinstance(representative, (list, tuple)):
+        return ({_input_name(i): x[None].astype(np.float32) for i, x in enumerate(sample)}
+                for sample in zip(*representative))
+    return ([sample[None].astype(np.float32)] for sample in representative)
+
+
+def to_int8_tflite(model, representative: np.ndarray | list[np.ndarray]) -> bytes:
+    """Full-integer INT8: every op int8, int8 input and output, calibrated on `representative`
+    (an array of samples, or for a multi-input model a list of such arrays, one per input)."""
     import tensorflow as tf
 
     converter = _converter(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([sample[None].astype(np.float32)] for sample in representative)
+    converter.representative_dataset = lambda: _samples(representative)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8

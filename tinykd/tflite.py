@@ -178,7 +178,7 @@ def parse_model(data: bytes, path: str | Path = "<model>") -> Model:
         model = _convert(raw, data, path)
     except TinykdError:
         raise
-    except Exception as exc:  # the binding raises whatever a damaged buffer provokes
+    except Exception:  # the binding raises whatever a damaged buffer provokes
         raise TinykdError(f"{path}: damaged or truncated TFLite flatbuffer: it cannot be decoded") from None
     _check_operators(model)
     return model

@@ -1,0 +1,22 @@
+/* FULLY_CONNECTED: int8 matrix-vector products with per-unit requantization. */
+#include "tinykd_runtime.h"
+
+void tk_fully_connected(const tk_fully_connected_params *p, const int8_t *input, int8_t *output)
+{
+    int b, o, d;
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *row = input + b * p->accum_depth;
+        for (o = 0; o < p->out_depth; ++o) {
+            const int8_t *weights = p->weights + o * p->accum_depth;
+            int32_t acc = 0;
+            for (d = 0; d < p->accum_depth; ++d) {
+                acc += (int32_t)weights[d] * ((int32_t)row[d] + p->input_offset);
+            }
+            if (p->bias) {
+                acc += p->bias[o];
+            }
+            acc = tk_multiply(acc, p->multiplier[o], (int)p->shift[o]) + p->output_offset;
+            output[b * p->out_depth + o] = (int8_t)tk_clamp(acc, p->act_min, p->act_max);
+        }
+    }
+}

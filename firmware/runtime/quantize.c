@@ -1,0 +1,11 @@
+/* QUANTIZE int8 -> int8: requantization to the output's scale and zero point. */
+#include "tinykd_runtime.h"
+
+void tk_quantize(const tk_quantize_params *p, const int8_t *input, int8_t *output)
+{
+    int i;
+    for (i = 0; i < p->size; ++i) {
+        const int32_t value = tk_multiply(input[i] - p->input_zero_point, p->multiplier, p->shift);
+        output[i] = (int8_t)tk_clamp(value + p->output_zero_point, INT8_MIN, INT8_MAX);
+    }
+}

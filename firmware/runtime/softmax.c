@@ -1,0 +1,52 @@
+/* SOFTMAX: fixed-point exp of the scaled differences to the row maximum, then the reciprocal of
+ * their sum (exp with 5 integer bits, sum with 12). */
+#include "tinykd_runtime.h"
+
+static int count_leading_zeros(uint32_t x)
+{
+    int n = 0;
+    while (n < 32 && !(x & 0x80000000u)) {
+        x <<= 1;
+        ++n;
+    }
+    return n;
+}
+
+static int32_t scaled_exp(const tk_softmax_params *p, int32_t diff)
+{
+    const int32_t rescaled = tk_doubling_high_mul(tk_shift_left(diff, p->input_left_shift), p->input_multiplier);
+    return tk_exp_on_negative_values(rescaled, 5);
+}
+
+void tk_softmax(const tk_softmax_params *p, const int8_t *input, int8_t *output)
+{
+    int r, c;
+    for (r = 0; r < p->rows; ++r) {
+        const int8_t *in = input + r * p->depth;
+        int8_t *out = output + r * p->depth;
+        int32_t max = INT8_MIN;
+        int32_t sum = 0;
+        int headroom, exponent;
+        int32_t reciprocal;
+        for (c = 0; c < p->depth; ++c) {
+            max = in[c] > max ? in[c] : max;
+        }
+        for (c = 0; c < p->depth; ++c) {
+            const int32_t diff = in[c] - max;
+            if (diff >= p->diff_min) {
+                sum += tk_divide_by_pot(scaled_exp(p, diff), 12);
+            }
+        }
+        headroom = count_leading_zeros((uint32_t)sum);
+        reciprocal = tk_one_over_one_plus_x((int32_t)(((uint32_t)sum << headroom) - 0x80000000u));
+        exponent = 12 - headroom + 31 - 8;
+        for (c = 0; c < p->depth; ++c) {
+            const int32_t diff = in[c] - max;
+            int32_t value = INT8_MIN;
+            if (diff >= p->diff_min) {
+                value = tk_divide_by_pot(tk_doubling_high_mul(reciprocal, scaled_exp(p, diff)), exponent) + INT8_MIN;
+            }
+            out[c] = (int8_t)tk_clamp(value, INT8_MIN, INT8_MAX);
+        }
+    }
+}

@@ -1,0 +1,259 @@
+"""The C backend against the golden reference, TFLM on the host: equal int8 bytes, never "within 1".
+
+Each model's generated C is compiled with the host gcc together with a small driver that reads
+input vectors from a file and writes the outputs; TFLM's interpreter runs the same vectors.
+Per-kernel cases are many independent single-layer branches (input -> one layer -> output) in one
+Keras model, converted once; the test checks that every branch became exactly its one op
+(plus the QUANTIZE ops the converter inserts to requantize a branch's inputs).
+"""
+
+import collections
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from tinykd.cbackend import RUNTIME_DIR, generate_c_backend
+from tinykd.errors import TinykdError
+from tinykd.quantize import to_int8_tflite
+from tinykd.tflite import parse_model, read_model
+
+DRIVER = r"""
+#include <stdio.h>
+
+#include "tinykd_model.h"
+
+int main(int argc, char **argv)
+{
+    static int8_t input[TINYKD_INPUT_BYTES], output[TINYKD_OUTPUT_BYTES];
+    FILE *in, *out;
+    if (argc != 3 || !(in = fopen(argv[1], "rb")) || !(out = fopen(argv[2], "wb"))) {
+        return 2;
+    }
+    while (fread(input, 1, sizeof input, in) == sizeof input) {
+        tinykd_invoke(input, output);
+        fwrite(output, 1, sizeof output, out);
+    }
+    fclose(in);
+    return fclose(out);
+}
+"""
+CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"]
+
+
+def random_vectors(model, count, seed):
+    rng = np.random.default_rng(seed)
+    return [[rng.integers(-128, 128, t.shape, dtype=np.int8) for t in model.input_tensors()] for _ in range(count)]
+
+
+def run_c(model, vectors, folder) -> bytes:
+    """Outputs of the generated C for every vector, back to back."""
+    sources = generate_c_backend(model)
+    for name, text in sources.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    (folder / "driver.c").write_text(DRIVER)
+    c_files = ["driver.c"] + sorted(name for name in sources if name.endswith(".c"))
+    subprocess.run(["gcc", *CFLAGS, "-o", "model", *c_files], cwd=folder, check=True)
+    (folder / "inputs.bin").write_bytes(b"".join(x.tobytes() for vector in vectors for x in vector))
+    subprocess.run(["./model", "inputs.bin", "outputs.bin"], cwd=folder, check=True)
+    return (folder / "outputs.bin").read_bytes()
+
+
+def run_tflm(model, vectors) -> bytes:
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_bytes(model.data, arena_size=10 * len(model.data) + (1 << 20))
+    outputs = []
+    for vector in vectors:
+        for index, x in enumerate(vector):
+            interpreter.set_input(x, index)
+        interpreter.invoke()
+        outputs += [interpreter.get_output(i).tobytes() for i in range(len(model.outputs))]
+    return b"".join(outputs)
+
+
+def assert_bit_exact(model, vectors, folder):
+    ours, golden = run_c(model, vectors, folder), run_tflm(model, vectors)
+    assert len(ours) == len(golden)
+    if ours != golden:
+        diff = np.frombuffer(ours, np.int8).astype(int) - np.frombuffer(golden, np.int8)
+        pytest.fail(f"{model.path}: {np.count_nonzero(diff)} of {diff.size} output bytes differ from TFLM "
+                    f"(max |diff| {np.abs(diff).max()})")
+
+
+def test_zoo_models_are_bit_exact_with_tflm(zoo, tmp_path):
+    for index, (name, path) in enumerate(sorted(zoo.items())):
+        model = read_model(path)
+        folder = tmp_path / name
+        folder.mkdir()
+        assert_bit_exact(model, random_vectors(model, 50, seed=index), folder)
+
+
+def test_generation_is_deterministic_and_names_unsupported_layers(zoo):
+    model = read_model(zoo["concat_mul"])
+    first = generate_c_backend(model)
+    assert first == generate_c_backend(read_model(zoo["concat_mul"]))
+    assert "runtime/softmax.c" not in first and "runtime/hard_swish.c" in first
+    assert "/* Layer 6: HARD_SWISH 1x8x8x11 -> 1x8x8x11 */" in first["tinykd_model.c"]
+    model.operators[6].op = "TANH"
+    with pytest.raises(TinykdError, match=r"layer 6 \(TANH\).*no kernel for TANH"):
+        generate_c_backend(model)
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "arm-none-eabi-gcc"])
+def test_runtime_and_generated_model_compile_strictly(compiler, zoo, tmp_path):
+    flags = CFLAGS + (["-mcpu=cortex-m4", "-mthumb"] if compiler.startswith("arm") else [])
+    for name, text in generate_c_backend(read_model(zoo["tiny_student"])).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    sources = [str(tmp_path / "tinykd_model.c")] + [str(path) for path in sorted(RUNTIME_DIR.glob("*.c"))]
+    for source in sources:
+        subprocess.run([compiler, *flags, "-c", source, "-o", str(tmp_path / "out.o")], check=True)
+
+
+# ---- Per-kernel random cases -------------------------------------------------------------------------
+
+ACTIVATIONS = [None, "relu", "relu6"]
+
+
+def _init(rng):
+    return keras.initializers.RandomNormal(stddev=float(rng.uniform(0.05, 1.0)), seed=int(rng.integers(1 << 30)))
+
+
+def _size(rng, low, high):
+    return int(rng.integers(low, high + 1))
+
+
+def _conv(rng, depthwise):
+    k = (_size(rng, 1, 4), _size(rng, 1, 4))
+    dilation = (1, 1) if rng.random() < 0.6 else (_size(rng, 1, 3), _size(rng, 1, 3))
+    strides = (1, 1) if dilation != (1, 1) else (_size(rng, 1, 3), _size(rng, 1, 3))
+    shape = tuple((k[a] - 1) * dilation[a] + 1 + _size(rng, 0, 7) for a in range(2)) + (_size(rng, 1, 7),)
+    options = dict(strides=strides, dilation_rate=dilation, padding=str(rng.choice(["same", "valid"])),
+                   activation=ACTIVATIONS[_size(rng, 0, 2)], use_bias=bool(rng.random() < 0.8),
+                   bias_initializer=_init(rng))
+    if depthwise:
+        layer = layers.DepthwiseConv2D(k, depth_multiplier=_size(rng, 1, 3), depthwise_initializer=_init(rng),
+                                       **options)
+    else:
+        layer = layers.Conv2D(_size(rng, 1, 9), k, kernel_initializer=_init(rng), **options)
+    return [shape], layer
+
+
+def _pool(rng, average):
+    size = (_size(rng, 1, 3), _size(rng, 1, 3))
+    shape = (size[0] + _size(rng, 0, 7), size[1] + _size(rng, 0, 7), _size(rng, 1, 7))
+    kind = layers.AveragePooling2D if average else layers.MaxPooling2D
+    return [shape], kind(size, strides=(_size(rng, 1, 3), _size(rng, 1, 3)),
+                         padding=str(rng.choice(["same", "valid"])))
+
+
+def _image(rng):
+    # at least 2x2: the converter drops a MEAN over 1x1 and reshapes an ADD of 1x1 images
+    return (_size(rng, 2, 9), _size(rng, 2, 9), _size(rng, 1, 9))
+
+
+def _fully_connected(rng):
+    return [(_size(rng, 1, 48),)], layers.Dense(_size(rng, 1, 20), activation=ACTIVATIONS[_size(rng, 0, 2)],
+                                               use_bias=bool(rng.random() < 0.8), kernel_initializer=_init(rng),
+                                               bias_initializer=_init(rng))
+
+
+def _softmax(rng):
+    return [(_size(rng, 1, 30),) if rng.random() < 0.5 else _image(rng)], layers.Softmax()
+
+
+def _binary(rng, kind):
+    shape = _image(rng)
+    second = (1, 1, shape[2]) if kind is layers.Multiply and rng.random() < 0.3 else shape
+    return [shape, second], kind()
+
+
+def _concatenation(rng):
+    shape = _image(rng)
+    axis = _size(rng, 1, 3)
+    shapes = []
+    for _ in range(_size(rng, 2, 3)):
+        other = list(shape)
+        other[axis - 1] = _size(rng, 1, 6)
+        shapes.append(tuple(other))
+    return shapes, layers.Concatenate(axis=axis)
+
+
+def _requantize(rng):
+    """One input concatenated with two others of different ranges: the converter gives it one
+    scale and requantizes it (QUANTIZE int8 -> int8) for at least one of the concatenations."""
+    shape = _image(rng)
+    return [shape] * 3, lambda x: [layers.Concatenate()([x[0], x[1]]), layers.Concatenate()([x[0], x[2]])]
+
+
+def _pad(rng):
+    padding = [_size(rng, 0, 2) for _ in range(4)]
+    padding[_size(rng, 0, 3)] = _size(rng, 1, 2)  # the converter drops an all-zero PAD
+    return [_image(rng)], layers.ZeroPadding2D((tuple(padding[:2]), tuple(padding[2:])))
+
+
+# kernel -> (branch builder, op it must convert to)
+KERNELS = {
+    "CONV_2D": (lambda rng: _conv(rng, depthwise=False), "CONV_2D"),
+    "DEPTHWISE_CONV_2D": (lambda rng: _conv(rng, depthwise=True), "DEPTHWISE_CONV_2D"),
+    "FULLY_CONNECTED": (_fully_connected, "FULLY_CONNECTED"),
+    "MAX_POOL_2D": (lambda rng: _pool(rng, average=False), "MAX_POOL_2D"),
+    "AVERAGE_POOL_2D": (lambda rng: _pool(rng, average=True), "AVERAGE_POOL_2D"),
+    "MEAN": (lambda rng: ([_image(rng)], layers.GlobalAveragePooling2D(keepdims=bool(rng.random() < 0.5))),
+             "MEAN"),
+    "SOFTMAX": (_softmax, "SOFTMAX"),
+    "ADD": (lambda rng: _binary(rng, layers.Add), "ADD"),
+    "MUL": (lambda rng: _binary(rng, layers.Multiply), "MUL"),
+    "CONCATENATION": (_concatenation, "CONCATENATION"),
+    "PAD": (_pad, "PAD"),
+    "QUANTIZE": (_requantize, "QUANTIZE"),
+    "LOGISTIC": (lambda rng: ([_image(rng)], layers.Activation("sigmoid")), "LOGISTIC"),
+    "HARD_SWISH": (lambda rng: ([_image(rng)], layers.Activation("hard_swish")), "HARD_SWISH"),
+}
+CASES_PER_KERNEL = 200
+BRANCHES_PER_MODEL = 50
+
+
+def branch_model(kernel, seed):
+    """BRANCHES_PER_MODEL single-layer branches of `kernel`, and calibration data with a random
+    range per input (so every branch gets its own input scale and zero point)."""
+    rng = np.random.default_rng(seed)
+    keras.utils.set_random_seed(seed)
+    inputs, outputs, representative = [], [], []
+    for _ in range(BRANCHES_PER_MODEL):
+        shapes, layer = KERNELS[kernel][0](rng)
+        branch_inputs = [keras.Input(shape) for shape in shapes]
+        output = layer(branch_inputs if len(shapes) > 1 else branch_inputs[0])
+        inputs += branch_inputs
+        outputs += output if isinstance(output, list) else [output]
+        for shape in shapes:
+            low = rng.uniform(-4, 1)
+            high = low + rng.uniform(0.05, 8)
+            if kernel == "HARD_SWISH":  # a range that hard-swish maps to ~0 is refused by TFLM's Prepare
+                low, high = rng.uniform(-4, -0.5), rng.uniform(0.5, 6)
+            representative.append(rng.uniform(low, high, (16,) + shape).astype(np.float32))
+    return keras.Model(inputs, outputs), representative
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
+def test_kernel_random_cases_are_bit_exact_with_tflm(kernel, tmp_path):
+    expected_op = KERNELS[kernel][1]
+    cases, chunk = 0, 0
+    while cases < CASES_PER_KERNEL:
+        seed = sorted(KERNELS).index(kernel) * 1000 + chunk
+        keras_model, representative = branch_model(kernel, seed)
+        model = parse_model(to_int8_tflite(keras_model, representative), f"{kernel}_{chunk}.tflite")
+        ops = collections.Counter(op.op for op in model.operators)
+        if expected_op == "QUANTIZE":  # nearly one per branch, besides its two concatenations
+            assert ops["QUANTIZE"] > 0 and set(ops) == {"CONCATENATION", "QUANTIZE"}, ops
+        else:  # every branch is exactly one op of the kernel; the converter may add QUANTIZE
+            assert ops[expected_op] == BRANCHES_PER_MODEL and set(ops) <= {expected_op, "QUANTIZE"}, ops
+        folder = tmp_path / str(chunk)
+        folder.mkdir()
+        assert_bit_exact(model, random_vectors(model, 8, seed), folder)
+        cases += ops[expected_op]
+        chunk += 1
