@@ -168,6 +168,11 @@ def test_build_writes_the_bundle_and_is_byte_identical(zoo, tmp_path, monkeypatc
     for relative in ("riot/tinykd_model/Makefile", "riot/tinykd_model/Makefile.include", "riot/README.md",
                      "zephyr/tinykd.cmake", "zephyr/prj.conf", "zephyr/README.md"):
         assert relative in manifest["files"]
+    # The C backend: its static arena is the planned activations, nothing else lives in RAM.
+    c_backend = manifest["c_backend"]
+    assert c_backend["available"] and "c/tinykd_model.c" in manifest["files"] and "conv.c" in c_backend["kernels"]
+    assert c_backend["ram_bytes"] == manifest["arena"]["planned_bytes"]
+    assert 0 < c_backend["flash_bytes"] < manifest["flash"]["total_bytes"]
     assert "CONFIG_TENSORFLOW_LITE_MICRO=y" in (tmp_path / "a" / "zephyr" / "prj.conf").read_text()
     assert "SRCXXEXT = cc" in (tmp_path / "a" / "riot" / "tinykd_model" / "Makefile").read_text()
 
@@ -258,7 +263,7 @@ def test_damaged_models_raise_only_tinykd_errors(zoo):
         if rng.random() < 0.2:
             damaged = damaged[:rng.randrange(len(damaged))]
         try:
-            make_bundle(parse_model(bytes(damaged), "damaged.tflite"), board)
+            make_bundle(parse_model(bytes(damaged), "damaged.tflite"), board, size_c_backend=False)
             outcomes["ok"] += 1
         except TinykdError as exc:
             assert "damaged.tflite" in str(exc) or "TFLM" in str(exc) or "INT8" in str(exc), str(exc)

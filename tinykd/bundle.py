@@ -136,8 +136,28 @@ class Bundle:
     fit: Fit
 
 
-def make_bundle(model: Model, board: Board, names: Names = Names(), measure: bool = False) -> Bundle:
-    """Render every file of the bundle in memory (nothing is written)."""
+def c_backend_files(model: Model, board: Board, size: bool) -> tuple[dict[str, str], dict]:
+    """The C backend under `c/` and its manifest entry; a model it cannot run gets none, and the entry
+    says why (the TFLM sources do not depend on it)."""
+    from .cbackend import generate_c_backend
+
+    try:
+        sources = generate_c_backend(model)
+    except TinykdError as exc:
+        return {}, {"available": False, "reason": str(exc)}
+    info = {"available": True, "kernels": sorted(p.removeprefix("runtime/") for p in sources if p.endswith(".c")
+                                                 and p.startswith("runtime/"))}
+    if size:
+        from .firmware import c_backend_size
+
+        info.update(c_backend_size(sources, board), compiled_for=board.name)
+    return {f"c/{path}": text for path, text in sources.items()}, info
+
+
+def make_bundle(model: Model, board: Board, names: Names = Names(), measure: bool = False,
+                size_c_backend: bool = True) -> Bundle:
+    """Render every file of the bundle in memory (nothing is written). `size_c_backend` compiles the
+    C backend for the board to record its exact flash and RAM."""
     model.require_int8()
     registrations = tflm_registrations(model)
     estimate = estimate_arena(model, board.pointer_bytes)
@@ -149,8 +169,10 @@ def make_bundle(model: Model, board: Board, names: Names = Names(), measure: boo
                "model_data": model.data, "board": board, "registrations": registrations,
                "arena": {"target_bytes": target},
                "arena_lines": estimate.describe(target), "zephyr_stack_bytes": ZEPHYR_STACK_BYTES}
-    files = {path: text.encode() for path, text in render_tflm_sources(context, names).items()}
+    c_sources, c_backend = c_backend_files(model, board, size_c_backend)
+    files = {path: text.encode() for path, text in {**render_tflm_sources(context, names), **c_sources}.items()}
     info = manifest(model, board, estimate, target, fit, measured, files, names)
+    info["c_backend"] = c_backend
     files[MANIFEST] = (json.dumps(info, indent=2, sort_keys=True) + "\n").encode()
     return Bundle(files, info, fit)
 

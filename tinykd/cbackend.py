@@ -277,7 +277,12 @@ def build_layers(model: Model) -> list[Layer]:
             raise TinykdError(f"{_where(model, op)}: the C backend has no kernel for {op.op} "
                               f"(it supports {', '.join(SUPPORTED_OPS)}); use the TFLM bundle instead")
         _check_types(model, op)
-        layers.append(builder(model, op))
+        try:
+            layers.append(builder(model, op))
+        except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+            # A damaged or unusual file: tensors, quantization or options are not what the op needs.
+            raise TinykdError(f"{_where(model, op)}: its tensors, quantization or options are not what the "
+                              f"C backend expects ({type(exc).__name__}: {exc})") from None
     return layers
 
 

@@ -267,6 +267,12 @@ def cmd_build(args) -> int:
     print(f"tinykd: {model_path} on {board.name} ({board.cpu}"
           f"{f', {board.clock_hz / 1e6:.0f} MHz' if board.clock_hz else ''})")
     print(bundle.fit.table())
+    c_backend = bundle.manifest["c_backend"]
+    if c_backend["available"]:
+        print(f"tinykd: C backend (c/): {c_backend['flash_bytes']:,} bytes of flash, {c_backend['ram_bytes']:,} "
+              f"bytes of RAM, compiled for {board.name}")
+    else:
+        print(f"tinykd: no C backend in this bundle: {c_backend['reason']}")
     arena = bundle.manifest["arena"]
     if "tflm_measured_bytes" in arena:
         print(f"tinykd: on this 64-bit host TFLM needs an arena of {arena['tflm_measured_bytes']:,} bytes "

@@ -171,6 +171,31 @@ def _cmake_options(bundle_c_dir: Path, board: Board, out_dir: Path, target: str)
     return options, "firmware.elf"
 
 
+def c_backend_size(sources: dict[str, str], board: Board) -> dict[str, int]:
+    """Exact flash and RAM of a C backend (relative path -> text) compiled for the board with the
+    firmware's optimisation flags: flash = code + constants + initialised data, RAM = data + bss."""
+    host = board.cpu == "host"
+    compiler, size_tool = ("gcc", "size") if host else ("arm-none-eabi-gcc", "arm-none-eabi-size")
+    _require(compiler, "gcc" if host else "gcc-arm-none-eabi libnewlib-arm-none-eabi")
+    flags = ["-std=c99", "-O2", "-ffunction-sections", "-fdata-sections"] + ([] if host else board.cflags)
+    with tempfile.TemporaryDirectory(prefix="tinykd-size-") as folder:
+        root = Path(folder)
+        for relative, text in sources.items():
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / relative).write_text(text)
+        objects = []
+        for source in sorted(root.rglob("*.c")):
+            objects.append(source.with_suffix(".o"))
+            result = subprocess.run([compiler, *flags, f"-I{root}", f"-I{root / 'runtime'}", "-c", str(source),
+                                     "-o", str(objects[-1])], capture_output=True, text=True)
+            if result.returncode != 0:
+                raise TinykdError(f"the C backend does not compile for {board.name}: {_last_line(result.stderr)}")
+        table = subprocess.run([size_tool, "--totals", *map(str, objects)], capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+    text, data, bss = (int(v) for v in table[-1].split()[:3])
+    return {"flash_bytes": text + data, "ram_bytes": data + bss}
+
+
 def _require(program: str, debian_packages: str) -> None:
     if shutil.which(program) is None:
         raise TinykdError(f"{program} not found: install the Debian packages {debian_packages} "
