@@ -22,6 +22,8 @@ from .memory import ArenaEstimate, arena_target, estimate_arena, measure_arena
 from .tflite import Model
 
 MANIFEST = "manifest.json"
+MODEL_FILE = "model.tflite"
+"""The model itself, so a bundle can be verified on its own."""
 RUNTIME_BASE_BYTES = 32_768
 RUNTIME_PER_OP_BYTES = 4_096
 """A rough size of TFLM's code on a Cortex-M at -Os: the interpreter and flatbuffer reader, plus one
@@ -171,6 +173,7 @@ def make_bundle(model: Model, board: Board, names: Names = Names(), measure: boo
                "arena_lines": estimate.describe(target), "zephyr_stack_bytes": ZEPHYR_STACK_BYTES}
     c_sources, c_backend = c_backend_files(model, board, size_c_backend)
     files = {path: text.encode() for path, text in {**render_tflm_sources(context, names), **c_sources}.items()}
+    files[MODEL_FILE] = model.data
     info = manifest(model, board, estimate, target, fit, measured, files, names)
     info["c_backend"] = c_backend
     files[MANIFEST] = (json.dumps(info, indent=2, sort_keys=True) + "\n").encode()

@@ -362,6 +362,7 @@ def generate_c_backend(model: Model) -> dict[str, str]:
         output_bytes=sum(t["bytes"] for t in outputs), inputs=inputs, outputs=outputs,
         runtime_files=files,
         layers=[dict(index=l.op.index, op=l.op.op, detail=l.detail, kernel=l.kernel, struct=l.struct,
+                     out_pointer=pointer(l.op.outputs[0]), out_bytes=model.tensors[l.op.outputs[0]].nbytes,
                      args=l.args, fields={k: _field_text(v) for k, v in l.fields.items()},
                      arrays=[(suffix, ctype, len(v), _c_values(ctype, v)) for suffix, ctype, v in l.arrays],
                      shapes=" + ".join(_shape(model.tensors[i].shape) for i in l.op.inputs

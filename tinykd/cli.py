@@ -117,6 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also measure the smallest arena the host TFLM interpreter accepts (64-bit host; a "
                         "32-bit board needs somewhat less) and record it in manifest.json")
     _common(p, training=False)
+
+    p = sub.add_parser("verify", help="prove the C backend and firmware give TFLM's int8 outputs, byte for byte",
+                       description="Run golden inputs (the dataset's test split when the model comes from a "
+                                   "pipeline run, else seeded random int8 vectors) through TFLM on the host (the "
+                                   "reference), the C backend compiled for the host, and the firmware on the "
+                                   "target. Writes verify.json into the bundle; exits 1 unless every output byte "
+                                   "equals TFLM's.")
+    p.add_argument("--board", required=True, help="board profile name (see `tinykd boards`)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--model", type=Path, help="INT8 .tflite model (default: the pipeline's student_int8.tflite); "
+                        "its bundle is (re)built first")
+    source.add_argument("--bundle", type=Path, metavar="DIR", help="an existing bundle from tinykd build")
+    p.add_argument("--out", type=Path, metavar="DIR", help="bundle folder when building one (default: build/BOARD)")
+    p.add_argument("--target", help="qemu, native or serial:PORT (default: qemu when the board's core has a QEMU "
+                   "machine, else native)")
+    p.add_argument("--vectors", type=int, default=1000, metavar="N", help="how many inputs (default: 1000)")
+    _common(p, training=False)
     return parser
 
 
@@ -287,9 +304,68 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    from .artifacts import write_json
+    from .boards import load_board
+    from .bundle import MODEL_FILE, make_bundle, write_bundle
+    from .tflite import read_model
+    from .verify import quantized_images, random_inputs, report_table, verify_bundle
+
+    board = load_board(args.board)
+    if args.vectors < 1:
+        raise TinykdError(f"--vectors {args.vectors}: give at least one vector")
+    target = args.target or ("qemu" if board.qemu_machine else "native")
+    if args.bundle:
+        bundle_dir, model = args.bundle, read_model(args.bundle / MODEL_FILE)
+        config = None
+    else:
+        model_path = args.model
+        if model_path is None:
+            from . import pipeline
+
+            _quiet_tensorflow()
+            model_path = pipeline.int8_model(_config(args))
+        model = read_model(model_path)
+        bundle = make_bundle(model, board)
+        if not bundle.fit.fits:
+            raise TinykdError(f"{model_path.name} does not fit {board.name} (see tinykd build --board {board.name})")
+        bundle_dir = args.out or Path("build") / board.name
+        write_bundle(bundle.files, bundle_dir, force=args.force)
+        config = model_path.parent / "dataset.json"
+    if config is not None and config.exists():
+        from . import pipeline
+
+        _quiet_tensorflow()
+        dataset = pipeline.load_data(pipeline.config_for_model(model.path, _config(args), False), record=False)
+        inputs = quantized_images(model, dataset.x_test[:args.vectors])
+        source = f"{dataset.name} test images"
+    else:
+        inputs, source = random_inputs(model, args.vectors), "seeded random int8 vectors"
+    report = verify_bundle(model, bundle_dir, board, target, inputs, source)
+    write_json(bundle_dir / "verify.json", report)
+    print(report_table(report))
+    print(f"tinykd: wrote {bundle_dir / 'verify.json'}")
+    if report["bit_exact"]:
+        print(f"tinykd: bit-exact: every output byte of {len(inputs):,} vectors equals TFLM's")
+        return 0
+    failed = next(r for r in report["runtimes"] if not r["cross_check"] and r["byte_equal"] != r["vectors"])
+    first = failed.get("first_mismatch", {})
+    print(f"tinykd: error: {failed['runtime']} differs from TFLM on {failed['vectors'] - failed['byte_equal']:,} "
+          f"vectors; first: vector {first.get('vector')}, output {first.get('output_index')} "
+          f"(TFLM {first.get('expected')}, got {first.get('got')})", file=sys.stderr)
+    layer = report.get("first_divergent_layer")
+    if layer:
+        print(f"tinykd: the C backend first differs at layer {layer['layer']} ({layer['op']}), output byte "
+              f"{layer['output_index']}: TFLM {layer['expected']}, C {layer['got']}", file=sys.stderr)
+    else:
+        print("tinykd: the C backend on the host agrees with TFLM layer by layer on that vector: the target's "
+              "build differs", file=sys.stderr)
+    return 1
+
+
 COMMANDS = {"run": cmd_run, "train": cmd_train, "distill": cmd_distill, "quantize": cmd_quantize,
             "evaluate": cmd_evaluate, "models": cmd_models, "inspect": cmd_inspect, "boards": cmd_boards,
-            "build": cmd_build}
+            "build": cmd_build, "verify": cmd_verify}
 NEEDS_TENSORFLOW = {"run", "train", "distill", "quantize", "evaluate", "models"}
 
 

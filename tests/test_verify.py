@@ -1,0 +1,93 @@
+"""`tinykd verify`: every zoo model byte-equal to TFLM on the host, natively and on emulated Cortex-M
+cores; a difference is reported with the first mismatching vector and the first layer that differs."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tinykd.cli import main
+
+SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+
+
+def verify(tmp_path, capsys, *args):
+    code = main(["verify", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def runtime_rows(report):
+    return {r["runtime"]: r for r in report["runtimes"]}
+
+
+def test_every_zoo_model_is_bit_exact_natively_and_on_cortex_m7(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for name, path in zoo.items():
+        code, out, err = verify(tmp_path, capsys, "--board", "nucleo-f767zi", "--model", str(path),
+                                "--out", f"b/{name}", "--vectors", "40")
+        assert code == 0, (name, out, err)
+        report = json.loads((tmp_path / "b" / name / "verify.json").read_text())
+        rows = runtime_rows(report)
+        assert report["bit_exact"] and report["vectors"] == 40
+        native, qemu = rows["C backend, host gcc (native)"], rows["firmware on qemu (cortex-m7)"]
+        assert native["byte_equal"] == qemu["byte_equal"] == 40 and qemu["max_abs_diff"] == 0
+        assert qemu["instructions_per_inference"] > 0 and qemu["ram_bytes"] > 0
+        assert "bit-exact" in out and "(cross-check)" in out
+
+
+@pytest.mark.parametrize("board", ["nucleo-f446re", "rpi-pico"])
+def test_cortex_m4_and_m0plus_are_bit_exact_too(zoo, tmp_path, monkeypatch, capsys, board):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = verify(tmp_path, capsys, "--board", board, "--model", str(zoo["tiny_student"]),
+                            "--vectors", "30")
+    assert code == 0, (out, err)
+    report = json.loads((tmp_path / "build" / board / "verify.json").read_text())
+    assert all(r["byte_equal"] == 30 for r in report["runtimes"] if not r["cross_check"])
+
+
+def test_instruction_count_is_repeatable(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    counts = []
+    for _ in range(2):
+        assert verify(tmp_path, capsys, "--board", "mps2-an500", "--model", str(zoo["mlp"]), "--vectors", "5")[0] == 0
+        report = json.loads((tmp_path / "build/mps2-an500/verify.json").read_text())
+        counts.append(runtime_rows(report)["firmware on qemu (cortex-m7)"]["instructions_per_inference"])
+    assert counts[0] == counts[1] > 0
+
+
+def test_a_wrong_kernel_parameter_is_caught_with_vector_and_layer(zoo, tmp_path, monkeypatch, capsys):
+    """Damage one requantization multiplier of layer 1 in a built bundle: verify exits 1 and names it."""
+    monkeypatch.chdir(tmp_path)
+    assert verify(tmp_path, capsys, "--board", "native", "--model", str(zoo["mlp"]), "--vectors", "5")[0] == 0
+    source = tmp_path / "build/native/c/tinykd_model.c"
+    text = source.read_text()
+    damaged = re.sub(r"(static const int32_t layer1_multiplier\[\d+\] = \{\s*)(\d+)",
+                     lambda m: m.group(1) + str(int(m.group(2)) // 2), text, count=1)
+    assert damaged != text
+    source.write_text(damaged)
+    code, out, err = verify(tmp_path, capsys, "--board", "native", "--bundle", "build/native", "--vectors", "20")
+    assert code == 1
+    assert "C backend, host gcc (native) differs from TFLM" in err and "first: vector" in err
+    assert "first differs at layer 1 (FULLY_CONNECTED)" in err
+    report = json.loads((tmp_path / "build/native/verify.json").read_text())
+    assert not report["bit_exact"] and report["first_divergent_layer"]["layer"] == 1
+
+
+def test_verify_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    code, _, err = verify(tmp_path, capsys, "--board", "native", "--bundle", "empty")
+    assert code == 2 and err.count("\n") == 1 and "model.tflite" in err
+    code, _, err = verify(tmp_path, capsys, "--board", "native", "--model", "missing.tflite")
+    assert code == 2 and "missing.tflite" in err
+
+
+@pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason="the MLPerf Tiny models are not in ../shared/models")
+@pytest.mark.parametrize("name", ["kws_ref_model.tflite", "pretrainedResnet_quant.tflite"])
+def test_mlperf_tiny_models_are_bit_exact_on_cortex_m7(name, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = verify(tmp_path, capsys, "--board", "nucleo-f767zi", "--model", str(SHARED_MODELS / name),
+                            "--vectors", "10")
+    assert code == 0, (out, err)

@@ -1,0 +1,231 @@
+"""`tinykd verify`: the same golden inputs through every runtime, compared byte for byte with TFLM.
+
+The golden reference is the real TFLM interpreter on the host (PyPI `tflite-micro`): the kernels a RIOT
+or Zephyr device runs. The C backend (native) and the firmware on the target must give equal int8
+outputs for every vector. The TFLite interpreter's reference kernels are listed as a cross-check only:
+they round FULLY_CONNECTED differently, so they are not expected to agree.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TinykdError
+from .memory import estimate_arena
+from .tflite import Model
+
+TRACE_DRIVER = r"""
+#include <stdio.h>
+#include <stdint.h>
+static FILE *trace;
+#define TINYKD_TRACE(layer, data, bytes) \
+    do { int l_ = (layer), n_ = (bytes); fwrite(&l_, 4, 1, trace); fwrite(&n_, 4, 1, trace); \
+         fwrite((data), 1, (size_t)n_, trace); } while (0)
+#include "tinykd_model.c"
+int main(int argc, char **argv) {
+    static int8_t input[TINYKD_INPUT_BYTES], output[TINYKD_OUTPUT_BYTES];
+    FILE *in = fopen(argv[1], "rb");
+    if (!in || fread(input, 1, sizeof(input), in) != sizeof(input)) return 2;
+    fclose(in);
+    trace = fopen(argv[2], "wb");
+    if (!trace) return 2;
+    tinykd_invoke(input, output);
+    fclose(trace);
+    return 0;
+}
+"""
+
+
+@dataclass
+class RuntimeRun:
+    """One runtime's outputs for all vectors, compared with the reference."""
+
+    label: str
+    outputs: np.ndarray
+    instructions: int | None = None
+    flash_bytes: int | None = None
+    ram_bytes: int | None = None
+    cross_check: bool = False
+    comparison: dict = field(default_factory=dict)
+
+
+def random_inputs(model: Model, count: int, seed: int = 0) -> np.ndarray:
+    """Seeded random int8 vectors, one row of all input bytes per vector."""
+    size = sum(t.nbytes for t in model.input_tensors())
+    return np.random.default_rng(seed).integers(-128, 128, (count, size), dtype=np.int8)
+
+
+def quantized_images(model: Model, images: np.ndarray) -> np.ndarray:
+    """Float images in [0, 1] -> int8 rows with the model's input quantization, as a device does it."""
+    from .evaluate import quantize_input
+
+    (tensor,) = model.input_tensors()
+    rows = quantize_input(images, tensor.scale[0], tensor.zero_point[0])
+    return rows.reshape(len(rows), -1)
+
+
+def _tensor_shapes(model: Model, indices) -> list[tuple[int, ...]]:
+    return [model.tensors[i].shape for i in indices]
+
+
+def tflm_outputs(model: Model, inputs: np.ndarray) -> np.ndarray:
+    """The host TFLM interpreter's int8 outputs: the golden reference."""
+    interpreter = _tflm_interpreter(model)
+    return np.stack([_tflm_invoke(interpreter, model, row) for row in inputs])
+
+
+def _tflm_interpreter(model: Model, preserve_all: bool = False):
+    from tflite_micro.python.tflite_micro import runtime
+
+    from .console import quiet
+
+    config = runtime.InterpreterConfig.kPreserveAllTensors if preserve_all else \
+        runtime.InterpreterConfig.kAllocationRecording
+    arena = 2 * estimate_arena(model, 8).total_bytes + (1 << 20) + (sum(t.nbytes for t in model.tensors)
+                                                                    if preserve_all else 0)
+    with quiet():
+        return runtime.Interpreter.from_bytes(model.data, arena_size=arena, intrepreter_config=config)
+
+
+def _tflm_invoke(interpreter, model: Model, row: np.ndarray) -> np.ndarray:
+    position = 0
+    for i, tensor in enumerate(model.input_tensors()):
+        interpreter.set_input(row[position:position + tensor.nbytes].reshape(tensor.shape), i)
+        position += tensor.nbytes
+    interpreter.invoke()
+    return np.concatenate([np.asarray(interpreter.get_output(i)).ravel()
+                           for i in range(len(model.outputs))]).astype(np.int8)
+
+
+def tflite_outputs(model: Model, inputs: np.ndarray) -> np.ndarray:
+    """The TFLite interpreter with its reference kernels: a cross-check, not the reference."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from .console import quiet
+
+    with quiet():
+        interpreter = Interpreter(model_content=model.data,
+                                  experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        interpreter.allocate_tensors()
+    inputs_detail, outputs_detail = interpreter.get_input_details(), interpreter.get_output_details()
+    results = []
+    for row in inputs:
+        position = 0
+        for detail in inputs_detail:
+            size = int(np.prod(detail["shape"]))
+            interpreter.set_tensor(detail["index"], row[position:position + size].reshape(detail["shape"]))
+            position += size
+        interpreter.invoke()
+        results.append(np.concatenate([interpreter.get_tensor(d["index"]).ravel() for d in outputs_detail]))
+    return np.stack(results).astype(np.int8)
+
+
+def compare(reference: np.ndarray, outputs: np.ndarray) -> dict:
+    """Byte-equal vectors, the largest difference, and the first mismatching vector and output index."""
+    if outputs.shape != reference.shape:
+        return {"vectors": len(reference), "byte_equal": 0, "max_abs_diff": None,
+                "error": f"output shape {outputs.shape} instead of {reference.shape}"}
+    diff = np.abs(outputs.astype(np.int16) - reference.astype(np.int16))
+    equal = ~diff.any(axis=1)
+    result = {"vectors": len(reference), "byte_equal": int(equal.sum()), "max_abs_diff": int(diff.max(initial=0))}
+    if not equal.all():
+        vector = int(np.argmin(equal))
+        index = int(np.argmax(diff[vector] > 0))
+        result["first_mismatch"] = {"vector": vector, "output_index": index,
+                                    "expected": int(reference[vector, index]), "got": int(outputs[vector, index])}
+    return result
+
+
+def first_divergent_layer(model: Model, c_dir: Path, row: np.ndarray) -> dict | None:
+    """Run one vector through the C backend (native, tracing every layer's output) and through TFLM with
+    all tensors kept; the first layer whose output bytes differ, or None when all layers agree."""
+    with tempfile.TemporaryDirectory(prefix="tinykd-trace-") as folder:
+        folder = Path(folder)
+        (folder / "driver.c").write_text(TRACE_DRIVER)
+        (folder / "input.bin").write_bytes(row.tobytes())
+        runtime = sorted(str(p) for p in (c_dir / "runtime").glob("*.c"))
+        build = subprocess.run(["gcc", "-std=c99", "-O2", f"-I{c_dir}", f"-I{c_dir / 'runtime'}",
+                                str(folder / "driver.c"), *runtime, "-o", str(folder / "trace")],
+                               capture_output=True, text=True)
+        if build.returncode != 0:
+            raise TinykdError(f"{c_dir}: the C backend does not compile for tracing: "
+                              f"{(build.stderr.strip().splitlines() or ['?'])[-1]}")
+        subprocess.run([str(folder / "trace"), str(folder / "input.bin"), str(folder / "trace.bin")], check=True)
+        trace = (folder / "trace.bin").read_bytes()
+    interpreter = _tflm_interpreter(model, preserve_all=True)
+    _tflm_invoke(interpreter, model, row)
+    position = 0
+    while position < len(trace):
+        layer, size = np.frombuffer(trace[position:position + 8], dtype=np.int32)
+        ours = np.frombuffer(trace[position + 8:position + 8 + size], dtype=np.int8)
+        position += 8 + int(size)
+        op = model.operators[int(layer)]
+        theirs = np.asarray(interpreter.GetTensor(op.outputs[0], 0)["tensor_data"]).view(np.int8).ravel()
+        if not np.array_equal(ours, theirs[:len(ours)]):
+            index = int(np.argmax(ours != theirs[:len(ours)]))
+            return {"layer": int(layer), "op": op.op, "output_index": index, "expected": int(theirs[index]),
+                    "got": int(ours[index])}
+    return None
+
+
+def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np.ndarray,
+                  inputs_source: str, progress=print) -> dict:
+    """Run `inputs` through TFLM (reference), the TFLite interpreter (cross-check), the C backend on the
+    host and the firmware on `target`; returns the report `verify.json` holds."""
+    from .firmware import build_firmware, make_runner
+
+    c_dir = bundle_dir / "c"
+    manifest = _manifest(bundle_dir)
+    if not manifest["c_backend"]["available"]:
+        raise TinykdError(f"{bundle_dir}: no C backend to verify: {manifest['c_backend']['reason']}")
+    progress(f"tinykd: {len(inputs):,} vectors ({inputs_source}) through TFLM on the host (the reference)")
+    reference = tflm_outputs(model, inputs)
+    runs = [RuntimeRun("TFLite interpreter, reference kernels (cross-check)", tflite_outputs(model, inputs),
+                       cross_check=True)]
+    targets = ["native"] if target == "native" else ["native", target]
+    for name in targets:
+        progress(f"tinykd: building and running the firmware for {name}")
+        firmware = build_firmware(c_dir, board, bundle_dir / "fw" / name.split(":")[0], target=name.split(":")[0])
+        outputs, instructions = make_runner(name, firmware, board).run(inputs)
+        label = "C backend, host gcc (native)" if name == "native" else f"firmware on {name} ({board.cpu})"
+        sizes = manifest["c_backend"] if name != "native" else {}
+        runs.append(RuntimeRun(label, outputs, instructions, sizes.get("flash_bytes"), sizes.get("ram_bytes")))
+    for run in runs:
+        run.comparison = compare(reference, run.outputs)
+    report = {"board": board.name, "model": {"file": model.path.name, "sha256": model.sha256},
+              "inputs": inputs_source, "vectors": len(inputs), "reference": "TFLM (PyPI tflite-micro, host)",
+              "runtimes": [{"runtime": r.label, "cross_check": r.cross_check, "instructions_per_inference":
+                            r.instructions, "flash_bytes": r.flash_bytes, "ram_bytes": r.ram_bytes, **r.comparison}
+                           for r in runs]}
+    failed = [r for r in runs if not r.cross_check and r.comparison["byte_equal"] != len(inputs)]
+    report["bit_exact"] = not failed
+    if failed:
+        vector = failed[0].comparison.get("first_mismatch", {}).get("vector", 0)
+        report["first_divergent_layer"] = first_divergent_layer(model, c_dir, inputs[vector])
+    return report
+
+
+def _manifest(bundle_dir: Path) -> dict:
+    import json
+
+    try:
+        return json.loads((bundle_dir / "manifest.json").read_text())
+    except (OSError, ValueError):
+        raise TinykdError(f"{bundle_dir}: not a bundle (no readable manifest.json); run tinykd build") from None
+
+
+def report_table(report: dict) -> str:
+    """The report as the table `tinykd verify` prints."""
+    lines = [f"{'runtime':<52} {'vectors':>7} {'byte-equal':>10} {'max|diff|':>9} {'instr/inference':>15} "
+             f"{'flash':>8} {'RAM':>8}"]
+    for r in report["runtimes"]:
+        number = (lambda v: f"{v:,}" if v is not None else "-")
+        lines.append(f"{r['runtime']:<52} {r['vectors']:>7,} {r['byte_equal']:>10,} "
+                     f"{number(r['max_abs_diff']):>9} {number(r['instructions_per_inference']):>15} "
+                     f"{number(r['flash_bytes']):>8} {number(r['ram_bytes']):>8}")
+    return "\n".join(lines)
