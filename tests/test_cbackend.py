@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from keras import layers
 
+from tinykd.boards import load_board
+from tinykd.firmware import build_firmware, make_runner
 from tinykd.cbackend import RUNTIME_DIR, generate_c_backend
 from tinykd.errors import TinykdError
 from tinykd.quantize import to_int8_tflite
@@ -254,6 +256,21 @@ def test_kernel_random_cases_are_bit_exact_with_tflm(kernel, tmp_path):
             assert ops[expected_op] == BRANCHES_PER_MODEL and set(ops) <= {expected_op, "QUANTIZE"}, ops
         folder = tmp_path / str(chunk)
         folder.mkdir()
-        assert_bit_exact(model, random_vectors(model, 8, seed), folder)
+        vectors = random_vectors(model, 8, seed)
+        assert_bit_exact(model, vectors, folder)
+        if chunk == 0:  # the first BRANCHES_PER_MODEL cases also on an emulated Cortex-M7
+            assert_bit_exact_on_qemu(model, vectors, folder)
         cases += ops[expected_op]
         chunk += 1
+
+
+def assert_bit_exact_on_qemu(model, vectors, folder):
+    board = load_board("mps2-an500")
+    c_dir = folder / "c"
+    for name, text in generate_c_backend(model).items():
+        (c_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (c_dir / name).write_text(text)
+    firmware = build_firmware(c_dir, board, folder / "fw", target="qemu")
+    rows = np.stack([np.concatenate([x.ravel() for x in vector]) for vector in vectors])
+    outputs, _ = make_runner("qemu", firmware, board).run(rows)
+    assert outputs.tobytes() == run_tflm(model, vectors), f"{model.path}: QEMU Cortex-M7 output differs from TFLM"
