@@ -260,7 +260,7 @@ def make_runner(target: str, firmware: str | Path | None, board: Board, timeout:
             raise TinykdError("target serial needs a port, as in serial:/dev/ttyACM0")
         return SerialRunner(argument, **limits)
     if firmware is None or not Path(firmware).is_file():
-        raise TinykdError(f"no firmware at {firmware}; build it first (tinykd firmware --board {board.name})")
+        raise TinykdError(f"no firmware at {firmware}; build it first (build_firmware, as tinykd verify does)")
     if name == "qemu":
         return QemuRunner(firmware, machine_for(board), **limits)
     return RUNNERS[name](firmware, **limits)
