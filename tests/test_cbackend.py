@@ -1,4 +1,4 @@
-"""The C backend against the golden reference, TFLM on the host: equal int8 bytes, never "within 1".
+"""The C backend against the golden reference, TFLM on the host: equal output bytes, never "within 1".
 
 Each model's generated C is compiled with the host gcc together with a small driver that reads
 input vectors from a file and writes the outputs; TFLM's interpreter runs the same vectors.
@@ -17,7 +17,7 @@ from keras import layers
 
 from tinykd.boards import load_board
 from tinykd.firmware import build_firmware, make_runner
-from tinykd.cbackend import RUNTIME_DIR, generate_c_backend
+from tinykd.cbackend import RUNTIME_DIR, arena_offsets, generate_c_backend
 from tinykd.errors import TinykdError
 from tinykd.quantize import to_int8_tflite
 from tinykd.tflite import parse_model, read_model
@@ -102,6 +102,13 @@ def test_generation_is_deterministic_and_names_unsupported_layers(zoo):
     assert "/* Layer 6: HARD_SWISH 1x8x8x11 -> 1x8x8x11 */" in first["tinykd_model.c"]
     model.operators[6].op = "TANH"
     with pytest.raises(TinykdError, match=r"layer 6 \(TANH\).*no kernel for TANH"):
+        generate_c_backend(model)
+    model = read_model(zoo["concat_mul"])
+    model.tensors[model.operators[6].outputs[0]].dtype = "float32"  # only DEQUANTIZE may write float32
+    with pytest.raises(TinykdError, match=r"layer 6 \(HARD_SWISH\).*int8 kernels only"):
+        generate_c_backend(model)
+    model.input_tensors()[0].dtype = "float32"
+    with pytest.raises(TinykdError, match=r"float32 input tensor .*needs int8 inputs"):
         generate_c_backend(model)
 
 
@@ -198,6 +205,13 @@ def _pad(rng):
     return [_image(rng)], layers.ZeroPadding2D((tuple(padding[:2]), tuple(padding[2:])))
 
 
+def _dequantize(rng):
+    """A Flatten: the converter drops an identity layer, leaving a float input passed through with no op,
+    so each branch is a RESHAPE (a memcpy in the C backend) and then the DEQUANTIZE to the float32 output."""
+    shape = tuple(_size(rng, 1, 9) for _ in range(_size(rng, 2, 3)))
+    return [shape], layers.Flatten()
+
+
 # kernel -> (branch builder, op it must convert to)
 KERNELS = {
     "CONV_2D": (lambda rng: _conv(rng, depthwise=False), "CONV_2D"),
@@ -215,7 +229,10 @@ KERNELS = {
     "QUANTIZE": (_requantize, "QUANTIZE"),
     "LOGISTIC": (lambda rng: ([_image(rng)], layers.Activation("sigmoid")), "LOGISTIC"),
     "HARD_SWISH": (lambda rng: ([_image(rng)], layers.Activation("hard_swish")), "HARD_SWISH"),
+    "DEQUANTIZE": (_dequantize, "DEQUANTIZE"),
 }
+# Seeds number the kernels in this order; one added later goes last, so the others keep their cases.
+SEED_ORDER = sorted(set(KERNELS) - {"DEQUANTIZE"}) + ["DEQUANTIZE"]
 CASES_PER_KERNEL = 200
 BRANCHES_PER_MODEL = 50
 
@@ -237,6 +254,8 @@ def branch_model(kernel, seed):
             high = low + rng.uniform(0.05, 8)
             if kernel == "HARD_SWISH":  # a range that hard-swish maps to ~0 is refused by TFLM's Prepare
                 low, high = rng.uniform(-4, -0.5), rng.uniform(0.5, 6)
+            if kernel == "DEQUANTIZE":  # scales over six orders of magnitude
+                low, high = np.array([low, high]) * 10 ** rng.uniform(-3, 3)
             representative.append(rng.uniform(low, high, (16,) + shape).astype(np.float32))
     return keras.Model(inputs, outputs), representative
 
@@ -246,12 +265,17 @@ def test_kernel_random_cases_are_bit_exact_with_tflm(kernel, tmp_path):
     expected_op = KERNELS[kernel][1]
     cases, chunk = 0, 0
     while cases < CASES_PER_KERNEL:
-        seed = sorted(KERNELS).index(kernel) * 1000 + chunk
+        seed = SEED_ORDER.index(kernel) * 1000 + chunk
         keras_model, representative = branch_model(kernel, seed)
-        model = parse_model(to_int8_tflite(keras_model, representative), f"{kernel}_{chunk}.tflite")
+        model = parse_model(to_int8_tflite(keras_model, representative, float_output=kernel == "DEQUANTIZE"),
+                            f"{kernel}_{chunk}.tflite")
         ops = collections.Counter(op.op for op in model.operators)
         if expected_op == "QUANTIZE":  # nearly one per branch, besides its two concatenations
             assert ops["QUANTIZE"] > 0 and set(ops) == {"CONCATENATION", "QUANTIZE"}, ops
+        elif expected_op == "DEQUANTIZE":  # see _dequantize; float32 outputs must be 4-byte aligned
+            assert ops == {"RESHAPE": BRANCHES_PER_MODEL, "DEQUANTIZE": BRANCHES_PER_MODEL}, ops
+            assert all(t.dtype == "float32" for t in model.output_tensors())
+            assert all(arena_offsets(model)[0][i] % 4 == 0 for i in model.outputs)
         else:  # every branch is exactly one op of the kernel; the converter may add QUANTIZE
             assert ops[expected_op] == BRANCHES_PER_MODEL and set(ops) <= {expected_op, "QUANTIZE"}, ops
         folder = tmp_path / str(chunk)
@@ -260,17 +284,19 @@ def test_kernel_random_cases_are_bit_exact_with_tflm(kernel, tmp_path):
         assert_bit_exact(model, vectors, folder)
         if chunk == 0:  # the first BRANCHES_PER_MODEL cases also on an emulated Cortex-M7
             assert_bit_exact_on_qemu(model, vectors, folder)
+            if kernel == "DEQUANTIZE":  # and its double arithmetic in software on a Cortex-M0+
+                assert_bit_exact_on_qemu(model, vectors, folder, "rpi-pico")
         cases += ops[expected_op]
         chunk += 1
 
 
-def assert_bit_exact_on_qemu(model, vectors, folder):
-    board = load_board("mps2-an500")
+def assert_bit_exact_on_qemu(model, vectors, folder, board="mps2-an500"):
+    board = load_board(board)
     c_dir = folder / "c"
     for name, text in generate_c_backend(model).items():
         (c_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (c_dir / name).write_text(text)
-    firmware = build_firmware(c_dir, board, folder / "fw", target="qemu")
+    firmware = build_firmware(c_dir, board, folder / "fw" / board.name, target="qemu")
     rows = np.stack([np.concatenate([x.ravel() for x in vector]) for vector in vectors])
     outputs, _ = make_runner("qemu", firmware, board).run(rows)
-    assert outputs.tobytes() == run_tflm(model, vectors), f"{model.path}: QEMU Cortex-M7 output differs from TFLM"
+    assert outputs.tobytes() == run_tflm(model, vectors), f"{model.path}: QEMU {board.cpu} output differs from TFLM"

@@ -1,4 +1,5 @@
-"""The C backend: an INT8 TFLite model as plain C99 calls into tinykd's runtime (`firmware/runtime/`).
+"""The C backend: an INT8 TFLite model as plain C99 calls into tinykd's runtime (`firmware/runtime/`);
+the only float32 tensors it allows are the outputs of DEQUANTIZE (int8 -> float32) layers.
 
 No interpreter and no flatbuffer on the device: weights become const arrays, each layer a const
 parameter struct and one kernel call, and activations live in one static arena placed by TFLM's
@@ -242,6 +243,14 @@ def _quantize(model: Model, op: Operator) -> Layer:
     return Layer(op, "tk_quantize", "tk_quantize_params", "int8 -> int8", fields=fields, files=("quantize.c",))
 
 
+def _dequantize(model: Model, op: Operator) -> Layer:
+    (inp,), _ = _io(model, op)
+    # repr gives the shortest text that parses back to the same double: the float32 scale exactly
+    fields = dict(size=inp.elements, zero_point=inp.zero_point[0], scale=repr(inp.scale[0]))
+    return Layer(op, "tk_dequantize", "tk_dequantize_params", "int8 -> float32", fields=fields,
+                 files=("dequantize.c",))
+
+
 def _reshape(model: Model, op: Operator) -> Layer:
     return Layer(op, "memcpy", None, "a copy")
 
@@ -251,18 +260,31 @@ _BUILDERS = {
     "DEPTHWISE_CONV_2D": lambda m, op: _conv(m, op, depthwise=True),
     "FULLY_CONNECTED": _fully_connected, "MAX_POOL_2D": _pool, "AVERAGE_POOL_2D": _pool, "MEAN": _mean,
     "SOFTMAX": _softmax, "ADD": _add, "MUL": _mul, "CONCATENATION": _concatenation, "PAD": _pad, "PADV2": _pad,
-    "LOGISTIC": _logistic, "HARD_SWISH": _hard_swish, "QUANTIZE": _quantize, "RESHAPE": _reshape,
+    "LOGISTIC": _logistic, "HARD_SWISH": _hard_swish, "QUANTIZE": _quantize, "DEQUANTIZE": _dequantize,
+    "RESHAPE": _reshape,
 }
 SUPPORTED_OPS = sorted(_BUILDERS)
 
 
+def _check_graph_io(model: Model) -> None:
+    """int8 graph inputs; int8 or float32 graph outputs (a float32 one can only come from DEQUANTIZE,
+    which _check_types ensures)."""
+    for t in model.input_tensors() + model.output_tensors():
+        if t.dtype != "int8" and (t.index in model.inputs or t.dtype != "float32"):
+            raise TinykdError(f"{model.path}: {t.dtype} {'input' if t.index in model.inputs else 'output'} "
+                              f"tensor {t.name!r}: the C backend needs int8 inputs and int8 outputs (or float32 "
+                              "ones from DEQUANTIZE); convert with `tinykd quantize`")
+
+
 def _check_types(model: Model, op: Operator) -> None:
-    """int8 activations and weights only: int16 activations and int4 weights are refused."""
+    """int8 activations and weights only (int16 activations and int4 weights are refused); only
+    DEQUANTIZE writes float32."""
     activations = [model.tensors[i] for i in op.inputs if i >= 0 and not model.tensors[i].is_constant]
     weights = [t for t in model.op_inputs(op)[1:2] if t is not None and op.op in (
         "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
     output = model.tensors[op.outputs[0]].dtype
-    if any(t.dtype != "int8" for t in activations + weights) or output != "int8":
+    if any(t.dtype != "int8" for t in activations + weights) or output != (
+            "float32" if op.op == "DEQUANTIZE" else "int8"):
         types = ", ".join(t.dtype for t in activations + weights)
         raise TinykdError(f"{_where(model, op)}: the C backend runs int8 kernels only (inputs {types}, "
                           f"output {output}); convert with `tinykd quantize`")
@@ -333,14 +355,17 @@ def generate_c_backend(model: Model) -> dict[str, str]:
 
     `tinykd_model.h` / `tinykd_model.c` (entry point `tinykd_invoke`) and, under `runtime/`, the
     runtime header and the kernels the model uses. Graph inputs (outputs) are read (written)
-    back to back, in the model's order. The same model gives the same bytes.
+    back to back, in the model's order (a float32 output as its raw bytes). The same model gives the
+    same bytes.
     """
-    model.require_int8()
+    _check_graph_io(model)
     layers = build_layers(model)
     offsets, arena_bytes = arena_offsets(model)
 
     def pointer(index: int) -> str:
-        return f"arena + {offsets[index]}"
+        # the planner's offsets are 16-aligned, so a float32 tensor is suitably aligned
+        text = f"arena + {offsets[index]}"
+        return f"(float *)({text})" if model.tensors[index].dtype == "float32" else text
 
     for layer in layers:
         _finish(model, layer, pointer)
@@ -350,8 +375,8 @@ def generate_c_backend(model: Model) -> dict[str, str]:
         result, position = [], 0
         for index in indices:
             t = model.tensors[index]
-            result.append(dict(name=t.name, shape=_shape(t.shape), bytes=t.nbytes, position=position,
-                               pointer=pointer(index)))
+            result.append(dict(index=len(result), name=t.name, shape=_shape(t.shape), dtype=t.dtype,
+                               bytes=t.nbytes, position=position, pointer=pointer(index)))
             position += t.nbytes
         return result
 
@@ -360,6 +385,7 @@ def generate_c_backend(model: Model) -> dict[str, str]:
         version=__version__, model=dict(file=model.path.name, sha256=model.sha256, ops=model.ops),
         arena_bytes=arena_bytes, input_bytes=sum(t["bytes"] for t in inputs),
         output_bytes=sum(t["bytes"] for t in outputs), inputs=inputs, outputs=outputs,
+        float_outputs=[t for t in outputs if t["dtype"] == "float32"],
         runtime_files=files,
         layers=[dict(index=l.op.index, op=l.op.op, detail=l.detail, kernel=l.kernel, struct=l.struct,
                      out_pointer=pointer(l.op.outputs[0]), out_bytes=model.tensors[l.op.outputs[0]].nbytes,

@@ -58,9 +58,10 @@ def _samples(representative):
     return ([sample[None].astype(np.float32)] for sample in representative)
 
 
-def to_int8_tflite(model, representative: np.ndarray | list[np.ndarray]) -> bytes:
+def to_int8_tflite(model, representative: np.ndarray | list[np.ndarray], float_output: bool = False) -> bytes:
     """Full-integer INT8: every op int8, int8 input and output, calibrated on `representative`
-    (an array of samples, or for a multi-input model a list of such arrays, one per input)."""
+    (an array of samples, or for a multi-input model a list of such arrays, one per input).
+    `float_output` keeps float32 outputs: the converter ends each with a DEQUANTIZE."""
     import tensorflow as tf
 
     converter = _converter(model)
@@ -68,7 +69,7 @@ def to_int8_tflite(model, representative: np.ndarray | list[np.ndarray]) -> byte
     converter.representative_dataset = lambda: _samples(representative)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    converter.inference_output_type = tf.float32 if float_output else tf.int8
     try:
         return _convert(converter)
     except Exception as exc:

@@ -69,12 +69,8 @@ def quantized_images(model: Model, images: np.ndarray) -> np.ndarray:
     return rows.reshape(len(rows), -1)
 
 
-def _tensor_shapes(model: Model, indices) -> list[tuple[int, ...]]:
-    return [model.tensors[i].shape for i in indices]
-
-
 def tflm_outputs(model: Model, inputs: np.ndarray) -> np.ndarray:
-    """The host TFLM interpreter's int8 outputs: the golden reference."""
+    """The host TFLM interpreter's output bytes (as int8): the golden reference."""
     interpreter = _tflm_interpreter(model)
     return np.stack([_tflm_invoke(interpreter, model, row) for row in inputs])
 
@@ -98,8 +94,12 @@ def _tflm_invoke(interpreter, model: Model, row: np.ndarray) -> np.ndarray:
         interpreter.set_input(row[position:position + tensor.nbytes].reshape(tensor.shape), i)
         position += tensor.nbytes
     interpreter.invoke()
-    return np.concatenate([np.asarray(interpreter.get_output(i)).ravel()
-                           for i in range(len(model.outputs))]).astype(np.int8)
+    return np.concatenate([_raw_bytes(interpreter.get_output(i)) for i in range(len(model.outputs))])
+
+
+def _raw_bytes(output) -> np.ndarray:
+    """An output of any dtype as its bytes, viewed as int8: what the C backend writes."""
+    return np.ascontiguousarray(output).reshape(-1).view(np.int8)
 
 
 def tflite_outputs(model: Model, inputs: np.ndarray) -> np.ndarray:
@@ -121,8 +121,8 @@ def tflite_outputs(model: Model, inputs: np.ndarray) -> np.ndarray:
             interpreter.set_tensor(detail["index"], row[position:position + size].reshape(detail["shape"]))
             position += size
         interpreter.invoke()
-        results.append(np.concatenate([interpreter.get_tensor(d["index"]).ravel() for d in outputs_detail]))
-    return np.stack(results).astype(np.int8)
+        results.append(np.concatenate([_raw_bytes(interpreter.get_tensor(d["index"])) for d in outputs_detail]))
+    return np.stack(results)
 
 
 def compare(reference: np.ndarray, outputs: np.ndarray) -> dict:
