@@ -90,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the named architectures with their parameter counts")
 
+    p = sub.add_parser("predict", help="class and probabilities of a .keras or .tflite model for image files",
+                       description="Predict the class of each image with the model's own preprocessing (input "
+                                   "size, channels, [0, 1] scaling, INT8 quantization for .tflite). An unreadable "
+                                   "image is reported and skipped; the exit code is then 2.")
+    p.add_argument("model", type=Path, help="a .keras or .tflite model")
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    p.add_argument("--top", type=int, default=3, metavar="K", help="how many classes to list per image (default: 3)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
     p = sub.add_parser("inspect", help="per-layer table of a .tflite model: op, shape, MACs, bytes",
                        description="Read a .tflite model and print its inputs, outputs and one row per layer: "
                                    "op, output shape, multiply-accumulates, weight bytes, activation bytes.")
@@ -214,6 +223,25 @@ def cmd_models(args) -> int:
         params = build_model(arch.name, shape, 10).count_params()
         print(f"{arch.name:<16} {arch.role:<8} {'x'.join(map(str, shape)):<10} {params:>10,}  {arch.summary}")
     return 0
+
+
+def cmd_predict(args) -> int:
+    from .predict import predict_images
+
+    if args.top < 1:
+        raise TinykdError(f"--top {args.top}: list at least one class")
+    results = predict_images(args.model, args.images, args.top)
+    failed = [r for r in results if "error" in r]
+    for r in failed:
+        print(f"tinykd: error: {r['error']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            if "error" not in r:
+                ranked = ", ".join(f"{name} {p:.1%}" for name, p in r["top"])
+                print(f"{r['image']}: {r['class']} ({r['probability']:.1%})   [{ranked}]")
+    return EXIT_USAGE if failed else 0
 
 
 def cmd_inspect(args) -> int:
@@ -365,8 +393,8 @@ def cmd_verify(args) -> int:
 
 COMMANDS = {"run": cmd_run, "train": cmd_train, "distill": cmd_distill, "quantize": cmd_quantize,
             "evaluate": cmd_evaluate, "models": cmd_models, "inspect": cmd_inspect, "boards": cmd_boards,
-            "build": cmd_build, "verify": cmd_verify}
-NEEDS_TENSORFLOW = {"run", "train", "distill", "quantize", "evaluate", "models"}
+            "build": cmd_build, "verify": cmd_verify, "predict": cmd_predict}
+NEEDS_TENSORFLOW = {"run", "train", "distill", "quantize", "evaluate", "models", "predict"}
 
 
 def _quiet_tensorflow() -> None:

@@ -255,7 +255,7 @@ def _keras_download(name: str):
     return (train[0], train[1].reshape(-1)), (test[0], test[1].reshape(-1)), "Keras download"
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -266,7 +266,7 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 def _stack_images(paths: list[Path]) -> np.ndarray:
-    images = [_read_image(p) for p in paths]
+    images = [read_image(p) for p in paths]
     shapes = {im.shape for im in images}
     if len(shapes) > 1:  # different sizes: bring them to the first one's size before resizing
         h, w = images[0].shape[:2]
