@@ -4,6 +4,7 @@ registers exactly the model's ops, bad input is a one-line error, and nothing of
 import json
 import random
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -75,6 +76,51 @@ def test_zephyr_cmake_fragment_adds_the_model_to_the_app_target(zoo, tmp_path):
     subprocess.run(["cmake", "-S", str(project), "-B", str(project / "out")], check=True, capture_output=True)
     subprocess.run(["cmake", "--build", str(project / "out")], check=True, capture_output=True)
     assert subprocess.run([str(project / "out" / "app")]).returncode == 0
+
+
+ARDUINO_STUB = r"""
+#include <cstdio>
+#include <cstdint>
+#include <cstring>
+struct SerialStub {
+  void begin(long) {}
+  void print(const char *s) { std::printf("%s", s); }
+  void print(long v) { std::printf("%ld", v); }
+  void print(unsigned long v) { std::printf("%lu", v); }
+  void print(int v) { std::printf("%d", v); }
+  void println(const char *s) { std::printf("%s\n", s); }
+} Serial;
+unsigned long micros() { return 0; }
+void delay(unsigned long) {}
+"""
+
+
+def test_arduino_library_sketch_runs_the_model(zoo, tmp_path):
+    """The example sketch, compiled on the host against a stand-in for the Arduino core, prints the class
+    TFLM predicts for the same blank input."""
+    import numpy as np
+
+    from tinykd.verify import tflm_outputs
+
+    model = read_model(zoo["plain_conv"])
+    bundle = tmp_path / "bundle"
+    write_bundle(make_bundle(model, load_board("arduino-nano-33-ble")).files, bundle)
+    library = bundle / "arduino" / "tinykd_plain_conv"
+    properties = dict(line.split("=", 1) for line in (library / "library.properties").read_text().splitlines())
+    assert properties["name"] == "tinykd_plain_conv" and properties["includes"] == "tinykd_model.h"
+    sketch = (library / "examples/classify/classify.ino").read_text()
+    (tmp_path / "sketch.cpp").write_text(ARDUINO_STUB + sketch + "\nint main() { setup(); loop(); }\n")
+    sources = [str(p) for p in sorted((library / "src").rglob("*.c"))]
+    objects = []
+    for source in sources:
+        objects.append(str(tmp_path / (Path(source).stem + ".o")))
+        subprocess.run(["gcc", "-std=c99", "-c", source, "-o", objects[-1], f"-I{library / 'src'}"], check=True)
+    subprocess.run([GXX, str(tmp_path / "sketch.cpp"), *objects, f"-I{library / 'src'}", "-o",
+                    str(tmp_path / "sketch")], check=True)
+    printed = subprocess.run([str(tmp_path / "sketch")], capture_output=True, text=True, check=True).stdout
+    (tensor,) = model.input_tensors()
+    blank = np.full((1, tensor.nbytes), tensor.zero_point[0], np.int8)
+    assert printed.startswith(f"class {int(np.argmax(tflm_outputs(model, blank)[0]))} in ")
 
 
 # A stand-in for TFLM's resolver header: every Add method records its call and can be made to fail.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import __version__
 from .boards import Board
-from .codegen import Names, render_tflm_sources, tflm_method
+from .codegen import Names, render_arduino, render_tflm_sources, tflm_method
 from .errors import TinykdError
 from .memory import ArenaEstimate, arena_target, estimate_arena, measure_arena
 from .tflite import Model
@@ -156,6 +156,19 @@ def c_backend_files(model: Model, board: Board, size: bool) -> tuple[dict[str, s
     return {f"c/{path}": text for path, text in sources.items()}, info
 
 
+def arduino_files(model: Model) -> dict[str, str]:
+    """The Arduino library: the C backend with the portable kernels (any Arduino core) and a sketch."""
+    from .cbackend import generate_c_backend
+    from .predict import class_names
+
+    tensor = model.input_tensors()[0]
+    outputs = sum(t.nbytes for t in model.output_tensors())
+    context = {"model": {"file": model.path.name, "ops": model.ops}, "input_scale": f"{tensor.scale[0]:.6g}",
+               "input_zero_point": tensor.zero_point[0], "input_bytes": sum(t.nbytes for t in model.input_tensors()),
+               "class_names": [n for n in class_names(model.path, outputs) if not n.isdigit()]}
+    return render_arduino(generate_c_backend(model), context)
+
+
 def make_bundle(model: Model, board: Board, names: Names = Names(), measure: bool = False,
                 size_c_backend: bool = True) -> Bundle:
     """Render every file of the bundle in memory (nothing is written). `size_c_backend` compiles the
@@ -172,7 +185,9 @@ def make_bundle(model: Model, board: Board, names: Names = Names(), measure: boo
                "arena": {"target_bytes": target},
                "arena_lines": estimate.describe(target), "zephyr_stack_bytes": ZEPHYR_STACK_BYTES}
     c_sources, c_backend = c_backend_files(model, board, size_c_backend)
-    files = {path: text.encode() for path, text in {**render_tflm_sources(context, names), **c_sources}.items()}
+    arduino = arduino_files(model) if c_backend["available"] and model.inputs else {}
+    files = {path: text.encode() for path, text in
+             {**render_tflm_sources(context, names), **c_sources, **arduino}.items()}
     files[MODEL_FILE] = model.data
     info = manifest(model, board, estimate, target, fit, measured, files, names)
     info["c_backend"] = c_backend

@@ -109,3 +109,25 @@ def render_tflm_sources(context: dict, names: Names) -> dict[str, str]:
         "zephyr/README.md": "zephyr/README.md.j2",
     }
     return {path: env.get_template(f"tflm/{template}").render(values) for path, template in outputs.items()}
+
+
+def arduino_library_name(model_file: str) -> str:
+    """An Arduino library name for the model: tinykd_ + its file stem, as a C identifier."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(model_file).stem)
+    return f"tinykd_{stem}"
+
+
+def render_arduino(c_sources: dict[str, str], context: dict) -> dict[str, str]:
+    """The Arduino library of a bundle: the C backend in src/, library.properties, an example sketch.
+
+    `context` holds `model` (file, ops), `input_scale`, `input_zero_point`, `input_bytes` and
+    `class_names` (empty when unknown)."""
+    library = arduino_library_name(context["model"]["file"])
+    values = dict(context, version=__version__, library=library)
+    env = _environment()
+    root = f"arduino/{library}"
+    files = {f"{root}/src/{path}": text for path, text in c_sources.items()}
+    files[f"{root}/library.properties"] = env.get_template("arduino/library.properties.j2").render(values)
+    files[f"{root}/examples/classify/classify.ino"] = env.get_template("arduino/classify.ino.j2").render(values)
+    files["arduino/README.md"] = env.get_template("arduino/README.md.j2").render(values)
+    return files
