@@ -108,6 +108,44 @@ def test_build_without_model_runs_the_missing_stages(tmp_path, monkeypatch, caps
     assert (tmp_path / "build/native/model_data.cc").is_file()
 
 
+def test_report_renders_in_a_browser_with_the_runs_numbers(run_dir, monkeypatch, capsys):
+    """report.html opens offline in headless Chromium: every image renders, the numbers are the JSON's."""
+    from playwright.sync_api import sync_playwright
+
+    root = run_dir.parent.parent
+    monkeypatch.chdir(root)
+    assert main(["verify", "--board", "mps2-an500", "--vectors", "20"]) == 0  # builds the bundle, runs QEMU
+    assert main(["report"]) == 0
+    assert "report.html" in capsys.readouterr().out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    verify = json.loads((root / "build/mps2-an500/verify.json").read_text())
+    markdown = (run_dir / "report.md").read_text()
+    assert f"{summary['teacher_test_accuracy'] * 100:.2f}%" in markdown and "| mps2-an500 |" in markdown
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto((run_dir / "report.html").resolve().as_uri())
+        images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth > 0])")
+        values = dict(page.evaluate("Array.from(document.querySelectorAll('[data-key]'))"
+                                    ".map(e => [e.dataset.key, e.dataset.value])"))
+        browser.close()
+    assert len(images) >= 6 and all(ok for _, ok in images), images
+    assert {alt for alt, _ in images} >= {"model sizes", "teacher confusion", "student curves",
+                                          "accuracy against instructions"}
+    assert float(values["teacher_test_accuracy"]) == summary["teacher_test_accuracy"]
+    assert float(values["student.int8_test_accuracy"]) == summary["student"]["int8_test_accuracy"]
+    assert int(values["student.int8_bytes"]) == summary["student"]["int8_bytes"]
+    assert float(values["kd_gain_int8"]) == pytest.approx(summary["kd_gain_int8"])
+    assert int(values["byte_equal.mps2-an500.2"]) == verify["runtimes"][2]["byte_equal"] == 20
+
+
+def test_report_without_a_run_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no summary.json" in err
+
+
 def _error_of(argv, capsys):
     code = main(argv)
     err = capsys.readouterr().err.strip().splitlines()

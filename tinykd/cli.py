@@ -99,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=3, metavar="K", help="how many classes to list per image (default: 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    p = sub.add_parser("report", help="HTML and Markdown report of a run, with plots, fit and verification",
+                       description="Write runs/NAME/report.html (self-contained: images embedded, opens offline) "
+                                   "and report.md from the run's results, the bundles' manifests and verify.json.")
+    p.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR", help="a run folder (default: runs/NAME "
+                   "of the pipeline file)")
+    p.add_argument("--builds", type=Path, default=Path("build"), metavar="DIR",
+                   help="folder of bundles to include (default: build)")
+    _common(p, training=False)
+
     p = sub.add_parser("inspect", help="per-layer table of a .tflite model: op, shape, MACs, bytes",
                        description="Read a .tflite model and print its inputs, outputs and one row per layer: "
                                    "op, output shape, multiply-accumulates, weight bytes, activation bytes.")
@@ -242,6 +251,14 @@ def cmd_predict(args) -> int:
                 ranked = ", ".join(f"{name} {p:.1%}" for name, p in r["top"])
                 print(f"{r['image']}: {r['class']} ({r['probability']:.1%})   [{ranked}]")
     return EXIT_USAGE if failed else 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    html, markdown = write_report(args.run_dir or _config(args).run_dir, args.builds)
+    print(f"tinykd: wrote {html} and {markdown}")
+    return 0
 
 
 def cmd_inspect(args) -> int:
@@ -393,7 +410,7 @@ def cmd_verify(args) -> int:
 
 COMMANDS = {"run": cmd_run, "train": cmd_train, "distill": cmd_distill, "quantize": cmd_quantize,
             "evaluate": cmd_evaluate, "models": cmd_models, "inspect": cmd_inspect, "boards": cmd_boards,
-            "build": cmd_build, "verify": cmd_verify, "predict": cmd_predict}
+            "build": cmd_build, "verify": cmd_verify, "predict": cmd_predict, "report": cmd_report}
 NEEDS_TENSORFLOW = {"run", "train", "distill", "quantize", "evaluate", "models", "predict"}
 
 
