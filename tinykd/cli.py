@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of bundles to include (default: build)")
     _common(p, training=False)
 
+    p = sub.add_parser("label", help="a local web page to count the people in unlabelled images (count.json)",
+                       description="Serve a page on 127.0.0.1 that shows each image whose count in DIR/count.json "
+                                   "is null and saves every answer at once (atomically, keeping count.json.bak). "
+                                   "Stop it with Ctrl-C.")
+    p.add_argument("folder", type=Path, metavar="DIR", help="folder with the images and count.json")
+    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default: 8765)")
+
     p = sub.add_parser("inspect", help="per-layer table of a .tflite model: op, shape, MACs, bytes",
                        description="Read a .tflite model and print its inputs, outputs and one row per layer: "
                                    "op, output shape, multiply-accumulates, weight bytes, activation bytes.")
@@ -261,6 +268,21 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_label(args) -> int:
+    from .label import make_server
+
+    server = make_server(args.folder, args.port)
+    host, port = server.server_address[:2]
+    print(f"tinykd: labelling {args.folder}/count.json at http://{host}:{port}/ (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("tinykd: stopped; every answer is already saved")
+    finally:
+        server.server_close()
+    return 0
+
+
 def cmd_inspect(args) -> int:
     from .tflite import read_model
 
@@ -410,7 +432,7 @@ def cmd_verify(args) -> int:
 
 COMMANDS = {"run": cmd_run, "train": cmd_train, "distill": cmd_distill, "quantize": cmd_quantize,
             "evaluate": cmd_evaluate, "models": cmd_models, "inspect": cmd_inspect, "boards": cmd_boards,
-            "build": cmd_build, "verify": cmd_verify, "predict": cmd_predict, "report": cmd_report}
+            "build": cmd_build, "verify": cmd_verify, "predict": cmd_predict, "report": cmd_report, "label": cmd_label}
 NEEDS_TENSORFLOW = {"run", "train", "distill", "quantize", "evaluate", "models", "predict"}
 
 
