@@ -69,3 +69,26 @@ def zoo(tmp_path_factory):
 
     with quiet():
         return build_zoo(tmp_path_factory.mktemp("zoo"))
+
+
+def write_counting_set(folder, images=200, size=32, most=5, unlabelled=10, seed=0) -> dict:
+    """Synthetic people counting: N bright 5x5 "figures" on a noisy background, N in 0..most; the last
+    `unlabelled` images have a null count. Returns count.json's content."""
+    import json
+
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    counts = {}
+    for i in range(images):
+        n = int(rng.integers(0, most + 1))
+        pixels = rng.integers(0, 60, (size, size)).astype(np.uint8)
+        cells = rng.permutation(((size - 2) // 6) ** 2)[:n]
+        for cell in cells:
+            row, col = divmod(int(cell), (size - 2) // 6)
+            pixels[1 + 6 * row:6 + 6 * row, 1 + 6 * col:6 + 6 * col] = rng.integers(180, 256)
+        Image.fromarray(pixels).save(folder / f"photo{i:03d}.png")
+        counts[f"photo{i:03d}.png"] = None if i >= images - unlabelled else n
+    (folder / "count.json").write_text(json.dumps(counts, indent=1))
+    return counts

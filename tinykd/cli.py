@@ -12,6 +12,8 @@ from pathlib import Path
 from .errors import TinykdError
 
 EXIT_USAGE = 2
+SMALL_DATA_BATCH = 16
+"""Batch size of the counting recipe (at most): with a few hundred images, 128 would be one step an epoch."""
 
 
 def _common(parser: argparse.ArgumentParser, training: bool = True) -> None:
@@ -114,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Stop it with Ctrl-C.")
     p.add_argument("folder", type=Path, metavar="DIR", help="folder with the images and count.json")
     p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default: 8765)")
+
+    p = sub.add_parser("count", help="people counting from few pictures: k-fold CV of the recipe, then the models",
+                       description="Train the counting recipe on DIR (images + count.json; classes 0-3 people and "
+                                   "4+): strong augmentation, teacher and distilled student, evaluated by k-fold "
+                                   "cross-validation (exact-count accuracy, mean absolute error, against always "
+                                   "predicting the mean count); then the teacher, student and INT8 student on all "
+                                   "labelled images in runs/NAME/.")
+    p.add_argument("folder", type=Path, metavar="DIR", help="folder with the images and count.json")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
+    _common(p, training=False)
 
     p = sub.add_parser("inspect", help="per-layer table of a .tflite model: op, shape, MACs, bytes",
                        description="Read a .tflite model and print its inputs, outputs and one row per layer: "
@@ -283,6 +295,32 @@ def cmd_label(args) -> int:
     return 0
 
 
+def cmd_count(args) -> int:
+    from . import pipeline
+    from .artifacts import write_json
+    from .count import cross_validate
+
+    if args.folds < 2:
+        raise TinykdError(f"--folds {args.folds}: cross-validation needs at least 2 folds")
+    args.dataset = f"count:{args.folder}"
+    config = _config(args)
+    config.teacher.augment = config.student.augment = "strong"
+    for section in (config.teacher, config.student):  # a few hundred images: small batches, more steps
+        section.batch_size = min(section.batch_size, SMALL_DATA_BATCH)
+    dataset = pipeline.load_data(config)
+    result = cross_validate(config, dataset, args.folds)
+    write_json(config.run_dir / "count_cv.json", result)
+    print(f"\ntinykd: {args.folds}-fold cross-validation on {result['images']} labelled images "
+          f"({config.run_dir / 'count_cv.json'})")
+    print(f"  {'':<22} {'exact count':>11} {'MAE':>6}")
+    for who, label in (("teacher", "teacher"), ("student", "distilled student"),
+                       ("mean_baseline", "always the mean count")):
+        m = result["mean"][who]
+        print(f"  {label:<22} {m['exact_accuracy']:>11.1%} {m['mae']:>6.2f}")
+    print(f"tinykd: INT8 student on all labelled images: {pipeline.int8_model(config)}")
+    return 0
+
+
 def cmd_inspect(args) -> int:
     from .tflite import read_model
 
@@ -432,8 +470,8 @@ def cmd_verify(args) -> int:
 
 COMMANDS = {"run": cmd_run, "train": cmd_train, "distill": cmd_distill, "quantize": cmd_quantize,
             "evaluate": cmd_evaluate, "models": cmd_models, "inspect": cmd_inspect, "boards": cmd_boards,
-            "build": cmd_build, "verify": cmd_verify, "predict": cmd_predict, "report": cmd_report, "label": cmd_label}
-NEEDS_TENSORFLOW = {"run", "train", "distill", "quantize", "evaluate", "models", "predict"}
+            "build": cmd_build, "verify": cmd_verify, "predict": cmd_predict, "report": cmd_report, "label": cmd_label, "count": cmd_count}
+NEEDS_TENSORFLOW = {"run", "train", "distill", "quantize", "evaluate", "models", "predict", "count"}
 
 
 def _quiet_tensorflow() -> None:

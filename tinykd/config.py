@@ -44,7 +44,8 @@ class TeacherConfig:
     batch_size: int = 128
     learning_rate: float = 2e-3
     label_smoothing: float = 0.05
-    augment: bool = True
+    augment: bool | str = True
+    """true: light (pad + crop, brightness, contrast); "strong": also flips, larger shifts and changes."""
     extra: list[str] = field(default_factory=list)
     """Further teachers (.keras or .onnx files) whose logits are averaged with this one's."""
 
@@ -74,7 +75,7 @@ class StudentConfig:
     kd: bool = True
     baseline: bool = True
     """Also train the same student without KD, so the KD gain is measured."""
-    augment: bool = False
+    augment: bool | str = False
     features: list[FeatureKD] = field(default_factory=list)
 
 
@@ -197,6 +198,8 @@ def _validate(config: PipelineConfig, origin: str) -> None:
         (config.teacher.epochs >= 0 and config.student.epochs >= 0, "epochs must not be negative"),
         (config.teacher.width > 0 and config.student.width > 0, "width must be positive"),
         (config.quantize.representative_samples > 0, "quantize.representative_samples must be positive"),
+        (all(a in (True, False, "strong") for a in (config.teacher.augment, config.student.augment)),
+         'augment must be true, false or "strong"'),
     ]
     for ok, message in checks:
         if not ok:

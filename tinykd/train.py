@@ -26,10 +26,11 @@ def fit_verbosity() -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def augment_images(images, seed_offset: int = 0):
-    """Light augmentation on a batch: pad + random crop (about 1/12 of the side), brightness, contrast."""
+def augment_images(images, strong: bool = False):
+    """Light augmentation on a batch: pad + random crop (about 1/12 of the side), brightness, contrast.
+    Strong (for small datasets): shifts up to 1/6 of the side, horizontal flips, larger changes."""
     height, width = images.shape[1], images.shape[2]
-    pad = max(1, int(round(min(height, width) / 12)))
+    pad = max(1, int(round(min(height, width) / (6 if strong else 12))))
     padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
     n = tf.shape(images)[0]
     dy = tf.random.uniform([n], 0, 2 * pad + 1, dtype=tf.int32)
@@ -38,13 +39,17 @@ def augment_images(images, seed_offset: int = 0):
     cols = dx[:, None] + tf.range(width)[None, :]
     cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
     cropped = tf.gather(cropped, cols, axis=2, batch_dims=1)
-    brightness = tf.random.uniform([n, 1, 1, 1], -0.1, 0.1)
-    contrast = tf.random.uniform([n, 1, 1, 1], 0.8, 1.2)
+    if strong:
+        flip = tf.random.uniform([n, 1, 1, 1]) < 0.5
+        cropped = tf.where(flip, tf.reverse(cropped, axis=[2]), cropped)
+    change = 0.2 if strong else 0.1
+    brightness = tf.random.uniform([n, 1, 1, 1], -change, change)
+    contrast = tf.random.uniform([n, 1, 1, 1], 1 - 2 * change, 1 + 2 * change)
     mean = tf.reduce_mean(cropped, axis=[1, 2, 3], keepdims=True)
     return tf.clip_by_value((cropped - mean) * contrast + mean + brightness, 0.0, 1.0)
 
 
-def make_batches(x, y, num_classes: int, batch_size: int, augment: bool = False,
+def make_batches(x, y, num_classes: int, batch_size: int, augment: bool | str = False,
                  shuffle: bool = True, seed: int = 0, extra=None):
     """A tf.data pipeline of (inputs, one-hot labels); inputs are (x, extra) when extra is given."""
     labels = tf.one_hot(y, num_classes)
@@ -53,10 +58,11 @@ def make_batches(x, y, num_classes: int, batch_size: int, augment: bool = False,
         ds = ds.shuffle(min(len(x), 20000), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if augment:
+        strong = augment == "strong"
         if extra is None:
-            ds = ds.map(lambda images, t: (augment_images(images), t), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(lambda images, t: (augment_images(images, strong), t), num_parallel_calls=tf.data.AUTOTUNE)
         else:
-            ds = ds.map(lambda inputs, t: ((augment_images(inputs[0]), inputs[1]), t),
+            ds = ds.map(lambda inputs, t: ((augment_images(inputs[0], strong), inputs[1]), t),
                         num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -107,7 +113,7 @@ def fit(trainer, model, train_batches, val_batches, epochs: int) -> dict:
 
 
 def train_classifier(model, dataset: Dataset, epochs: int, batch_size: int, learning_rate: float,
-                     label_smoothing: float = 0.0, augment: bool = False, seed: int = 0) -> dict:
+                     label_smoothing: float = 0.0, augment: bool | str = False, seed: int = 0) -> dict:
     """Train `model` on labels alone (cross-entropy on logits); returns the history."""
     keras.utils.set_random_seed(seed)
     model.compile(optimizer=adam(learning_rate, epochs, steps_per_epoch(len(dataset.x_train), batch_size)),
