@@ -50,9 +50,10 @@ def random_vectors(model, count, seed):
     return [[rng.integers(-128, 128, t.shape, dtype=np.int8) for t in model.input_tensors()] for _ in range(count)]
 
 
-def run_c(model, vectors, folder) -> bytes:
+def run_c(model, vectors, folder, kernels="portable") -> bytes:
     """Outputs of the generated C for every vector, back to back."""
-    sources = generate_c_backend(model)
+    sources = generate_c_backend(model, kernels)
+    folder.mkdir(parents=True, exist_ok=True)
     for name, text in sources.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
@@ -77,8 +78,8 @@ def run_tflm(model, vectors) -> bytes:
     return b"".join(outputs)
 
 
-def assert_bit_exact(model, vectors, folder):
-    ours, golden = run_c(model, vectors, folder), run_tflm(model, vectors)
+def assert_bit_exact(model, vectors, folder, kernels="portable"):
+    ours, golden = run_c(model, vectors, folder, kernels), run_tflm(model, vectors)
     assert len(ours) == len(golden)
     if ours != golden:
         diff = np.frombuffer(ours, np.int8).astype(int) - np.frombuffer(golden, np.int8)
@@ -110,6 +111,21 @@ def test_generation_is_deterministic_and_names_unsupported_layers(zoo):
     model.input_tensors()[0].dtype = "float32"
     with pytest.raises(TinykdError, match=r"float32 input tensor .*needs int8 inputs"):
         generate_c_backend(model)
+
+
+def test_kernel_variants_replace_only_their_files(zoo):
+    model = read_model(zoo["depthwise_separable"])
+    runtime = lambda sources: sorted(name.removeprefix("runtime/") for name in sources if "/" in name)
+    portable, dsp = generate_c_backend(model), generate_c_backend(model, "dsp")
+    assert runtime(portable) == ["conv.c", "depthwise_conv.c", "fully_connected.c", "mean.c", "tinykd_runtime.h"]
+    assert runtime(dsp) == ["conv_dsp.c", "depthwise_conv_dsp.c", "fully_connected_dsp.c", "mean.c", "tinykd_dsp.h",
+                            "tinykd_runtime.h"]
+    # the same model code: only the comment listing the runtime files differs
+    assert [line for line in dsp["tinykd_model.c"].splitlines() if "Runtime files:" not in line] == \
+        [line for line in portable["tinykd_model.c"].splitlines() if "Runtime files:" not in line]
+    assert generate_c_backend(model, "mve") == portable  # no Helium kernels yet: portable
+    other = generate_c_backend(read_model(zoo["concat_mul"]), "dsp")  # its dense layer only
+    assert "runtime/fully_connected_dsp.c" in other and "runtime/conv.c" not in other
 
 
 @pytest.mark.parametrize("compiler", ["gcc", "arm-none-eabi-gcc"])
@@ -207,7 +223,7 @@ def _pad(rng):
 
 def _dequantize(rng):
     """A Flatten: the converter drops an identity layer, leaving a float input passed through with no op,
-    so each branch is a RESHAPE (a memcpy in the C backend) and then the DEQUANTIZE to the float32 output."""
+    so each branch is a RESHAPE (an alias in the C backend: no code) and then the DEQUANTIZE to the float32 output."""
     shape = tuple(_size(rng, 1, 9) for _ in range(_size(rng, 2, 3)))
     return [shape], layers.Flatten()
 
@@ -231,6 +247,8 @@ KERNELS = {
     "HARD_SWISH": (lambda rng: ([_image(rng)], layers.Activation("hard_swish")), "HARD_SWISH"),
     "DEQUANTIZE": (_dequantize, "DEQUANTIZE"),
 }
+DSP_KERNELS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+"""Kernels with a dsp variant (tinykd.cbackend.KERNEL_VARIANTS), checked with it as well."""
 # Seeds number the kernels in this order; one added later goes last, so the others keep their cases.
 SEED_ORDER = sorted(set(KERNELS) - {"DEQUANTIZE"}) + ["DEQUANTIZE"]
 CASES_PER_KERNEL = 200
@@ -282,21 +300,42 @@ def test_kernel_random_cases_are_bit_exact_with_tflm(kernel, tmp_path):
         folder.mkdir()
         vectors = random_vectors(model, 8, seed)
         assert_bit_exact(model, vectors, folder)
+        if kernel in DSP_KERNELS:  # the dsp variant too, its packed operations in plain C on the host
+            assert_bit_exact(model, vectors, folder / "dsp", kernels="dsp")
         if chunk == 0:  # the first BRANCHES_PER_MODEL cases also on an emulated Cortex-M7
             assert_bit_exact_on_qemu(model, vectors, folder)
             if kernel == "DEQUANTIZE":  # and its double arithmetic in software on a Cortex-M0+
                 assert_bit_exact_on_qemu(model, vectors, folder, "rpi-pico")
+            if kernel in DSP_KERNELS:  # and the dsp variant with the DSP instructions on a Cortex-M7 and an M4
+                for board in ("mps2-an500", "nucleo-f446re"):
+                    assert_bit_exact_on_qemu(model, vectors, folder / f"dsp-{board}", board, kernels="dsp")
         cases += ops[expected_op]
         chunk += 1
 
 
-def assert_bit_exact_on_qemu(model, vectors, folder, board="mps2-an500"):
+def assert_bit_exact_on_qemu(model, vectors, folder, board="mps2-an500", kernels="portable"):
     board = load_board(board)
     c_dir = folder / "c"
-    for name, text in generate_c_backend(model).items():
+    for name, text in generate_c_backend(model, kernels).items():
         (c_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (c_dir / name).write_text(text)
     firmware = build_firmware(c_dir, board, folder / "fw" / board.name, target="qemu")
     rows = np.stack([np.concatenate([x.ravel() for x in vector]) for vector in vectors])
     outputs, _ = make_runner("qemu", firmware, board).run(rows)
-    assert outputs.tobytes() == run_tflm(model, vectors), f"{model.path}: QEMU {board.cpu} output differs from TFLM"
+    assert outputs.tobytes() == run_tflm(model, vectors), \
+        f"{model.path}: QEMU {board.cpu} output ({kernels} kernels) differs from TFLM"
+
+
+def test_wide_convolutions_in_place_stay_exact_with_both_kernel_variants(tmp_path):
+    """More output channels than the DSP conv's channel block: that kernel sweeps the image once per
+    block, so its output must not overlap its input; the portable one may. Both stay exact."""
+    keras.utils.set_random_seed(7)
+    x = inputs = keras.Input((10, 10, 8))
+    x = layers.Conv2D(40, 1, activation="relu")(x)
+    x = layers.Conv2D(44, 3, padding="same")(x)
+    model = parse_model(to_int8_tflite(keras.Model(inputs, x), np.random.default_rng(7).random((16, 10, 10, 8),
+                                                                                          dtype=np.float32)),
+                        "wide.tflite")
+    vectors = random_vectors(model, 6, seed=7)
+    for kernels in ("portable", "dsp"):
+        assert_bit_exact(model, vectors, tmp_path / kernels, kernels=kernels)

@@ -2,8 +2,9 @@
 the only float32 tensors it allows are the outputs of DEQUANTIZE (int8 -> float32) layers.
 
 No interpreter and no flatbuffer on the device: weights become const arrays, each layer a const
-parameter struct and one kernel call, and activations live in one static arena placed by TFLM's
-greedy planner (`tinykd.memory`), so RAM is exact. Parameters come from `tinykd.cquant`, which derives
+parameter struct and one kernel call, and activations live in one static arena placed by the C
+backend's own planner (`tinykd.cplan`: aliases and in-place outputs where the kernels allow), so RAM
+is exact. Parameters come from `tinykd.cquant`, which derives
 them as TFLM's Prepare does; outputs are meant to be byte-equal to TFLM's.
 """
 
@@ -17,7 +18,7 @@ import jinja2
 
 from . import __version__, cquant
 from .errors import TinykdError
-from .memory import greedy_plan, tensor_buffers
+from .cplan import plan_arena
 from .tflite import Model, Operator, Tensor
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "firmware" / "runtime"
@@ -252,7 +253,9 @@ def _dequantize(model: Model, op: Operator) -> Layer:
 
 
 def _reshape(model: Model, op: Operator) -> Layer:
-    return Layer(op, "memcpy", None, "a copy")
+    """No code when the arena plan aliases the output to the input (it always does: a reshape keeps
+    the bytes); a copy otherwise (see _finish)."""
+    return Layer(op, "memcpy", None, "an alias of its input")
 
 
 _BUILDERS = {
@@ -290,6 +293,10 @@ def _check_types(model: Model, op: Operator) -> None:
                           f"output {output}); convert with `tinykd quantize`")
 
 
+MAX_TENSOR_BYTES = 1 << 26
+"""64 MB: a tensor larger than this cannot be meant for a microcontroller."""
+
+
 def build_layers(model: Model) -> list[Layer]:
     """One Layer per operator; an op without a C kernel is a TinykdError naming it and its layer."""
     layers = []
@@ -299,6 +306,11 @@ def build_layers(model: Model) -> list[Layer]:
             raise TinykdError(f"{_where(model, op)}: the C backend has no kernel for {op.op} "
                               f"(it supports {', '.join(SUPPORTED_OPS)}); use the TFLM bundle instead")
         _check_types(model, op)
+        largest = max((t for t in model.op_inputs(op) + [model.tensors[i] for i in op.outputs] if t is not None),
+                      key=lambda t: t.nbytes)
+        if largest.nbytes > MAX_TENSOR_BYTES:
+            raise TinykdError(f"{_where(model, op)}: tensor {largest.name!r} has {largest.nbytes:,} bytes, more "
+                              "than any microcontroller holds (a damaged file?)")
         try:
             layers.append(builder(model, op))
         except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
@@ -308,15 +320,29 @@ def build_layers(model: Model) -> list[Layer]:
     return layers
 
 
-def arena_offsets(model: Model) -> tuple[dict[int, int], int]:
-    """Arena offset of every planned tensor (TFLM's greedy plan) and the arena's size."""
-    plan = greedy_plan(tensor_buffers(model))
-    return {b.tensor: offset for b, offset in zip(plan.buffers, plan.offsets)}, plan.size
+def arena_offsets(model: Model, in_place: bool = True, kernels: str = "portable") -> tuple[dict[int, int], int]:
+    """Arena offset of every planned tensor and the arena's size: the C backend's own plan
+    (`tinykd.cplan`), where RESHAPE outputs alias their inputs and, with `in_place`, an output may
+    overlap an input that dies at its op as far as the kernel's loop order allows."""
+    plan = plan_arena(model, in_place=in_place, kernels=kernels)
+    return plan.tensor_offsets(), plan.size
 
 
-def runtime_files(layers: list[Layer]) -> list[str]:
-    """The runtime's .c files the layers need, sorted."""
-    return sorted({name for layer in layers for name in layer.files})
+KERNEL_VARIANTS = {"dsp": {"conv.c": "conv_dsp.c", "depthwise_conv.c": "depthwise_conv_dsp.c",
+                           "fully_connected.c": "fully_connected_dsp.c"}}
+"""Per board `kernels` variant: runtime files replaced by ones defining the same functions (same results,
+byte for byte), written for that core; a file or variant not listed (`portable`, `mve`) is portable."""
+VARIANT_HEADERS = {"dsp": "tinykd_dsp.h"}
+
+
+def runtime_files(layers: list[Layer], kernels: str = "portable") -> list[str]:
+    """The runtime's .c files the layers need in the board's kernel variant (and that variant's
+    header, if one of its files is used), sorted."""
+    variant = KERNEL_VARIANTS.get(kernels, {})
+    names = {variant.get(name, name) for layer in layers for name in layer.files}
+    if names & set(variant.values()):
+        names.add(VARIANT_HEADERS[kernels])
+    return sorted(names)
 
 
 def _c_values(ctype: str, values: list) -> str:
@@ -333,6 +359,8 @@ def _finish(model: Model, layer: Layer, pointer) -> None:
     name = f"layer{op.index}"
     if layer.kernel == "memcpy":
         layer.args = [pointer(op.outputs[0]), pointer(inputs[0]), str(out.nbytes)]
+        if layer.args[0] == layer.args[1]:  # an alias: no call (the template writes a comment)
+            layer.kernel, layer.args = "", []
         return
     for suffix, _, values in layer.arrays:
         layer.fields[suffix] = f"{name}_{suffix}" if values is not None else "NULL"
@@ -350,26 +378,26 @@ def _field_text(value) -> str:
     return str(value)
 
 
-def generate_c_backend(model: Model) -> dict[str, str]:
+def generate_c_backend(model: Model, kernels: str = "portable") -> dict[str, str]:
     """The C backend's sources for `model`: relative path -> text.
 
     `tinykd_model.h` / `tinykd_model.c` (entry point `tinykd_invoke`) and, under `runtime/`, the
     runtime header and the kernels the model uses. Graph inputs (outputs) are read (written)
     back to back, in the model's order (a float32 output as its raw bytes). The same model gives the
-    same bytes.
+    same bytes. `kernels` is the board's variant (portable, dsp, mve; see KERNEL_VARIANTS).
     """
     _check_graph_io(model)
     layers = build_layers(model)
-    offsets, arena_bytes = arena_offsets(model)
+    offsets, arena_bytes = arena_offsets(model, kernels=kernels)
 
     def pointer(index: int) -> str:
-        # the planner's offsets are 16-aligned, so a float32 tensor is suitably aligned
+        # the planner's offsets are 4-aligned, so a float32 tensor is suitably aligned
         text = f"arena + {offsets[index]}"
         return f"(float *)({text})" if model.tensors[index].dtype == "float32" else text
 
     for layer in layers:
         _finish(model, layer, pointer)
-    files = runtime_files(layers)
+    files = runtime_files(layers, kernels)
 
     def tensor_io(indices) -> list[dict]:
         result, position = [], 0
