@@ -144,7 +144,7 @@ def c_backend_files(model: Model, board: Board, size: bool) -> tuple[dict[str, s
     from .cbackend import generate_c_backend
 
     try:
-        sources = generate_c_backend(model)
+        sources = generate_c_backend(model, board.kernels)
     except TinykdError as exc:
         return {}, {"available": False, "reason": str(exc)}
     info = {"available": True, "kernels": sorted(p.removeprefix("runtime/") for p in sources if p.endswith(".c")

@@ -1,0 +1,238 @@
+/* tinykd C backend runtime, DSP kernels: the packed 16-bit operations the *_dsp.c kernels use.
+ *
+ * On a core with the DSP extension (Cortex-M4, M7, M33: __ARM_FEATURE_DSP) they are the ACLE intrinsics
+ * of arm_acle.h, one instruction each; elsewhere (the host build of a bundle made for such a board)
+ * they are plain C with the same results, so the same kernels run and can be checked anywhere.
+ * A "pair" is two int16 halves of a 32-bit word; a "quad" is four int8 bytes b0..b3 of a word.
+ */
+#ifndef TINYKD_DSP_H_
+#define TINYKD_DSP_H_
+
+#include <stdint.h>
+#include <string.h>
+
+#include "tinykd_runtime.h"
+
+/* Four int8 at any alignment as one word, b0 in the low byte (Cortex-M loads unaligned words). */
+static inline uint32_t tk_read_quad(const int8_t *p)
+{
+    uint32_t word;
+    memcpy(&word, p, sizeof word);
+    return word;
+}
+
+/* Both int16 halves set to v. */
+static inline uint32_t tk_pair(int32_t v)
+{
+    return ((uint32_t)v & 0xFFFFu) * 0x10001u;
+}
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+
+#include <arm_acle.h>
+
+/* pair + (b0, b2) and pair + (b1, b3), each byte sign-extended, per half (SXTAB16). */
+static inline uint32_t tk_add_even(uint32_t pair, uint32_t quad)
+{
+    return (uint32_t)__sxtab16((int16x2_t)pair, (int8x4_t)quad);
+}
+/* The rotation is the instruction's own operand (GCC 12's arm_acle.h has no __ror to fold into it). */
+static inline uint32_t tk_add_odd(uint32_t pair, uint32_t quad)
+{
+    uint32_t result;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(result) : "r"(pair), "r"(quad));
+    return result;
+}
+/* (b0, b2) and (b1, b3) sign-extended to int16 (SXTB16). */
+static inline uint32_t tk_even(uint32_t quad)
+{
+    return (uint32_t)__sxtb16((int8x4_t)quad);
+}
+static inline uint32_t tk_odd(uint32_t quad)
+{
+    uint32_t result;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(result) : "r"(quad));
+    return result;
+}
+/* acc + lo(a) * lo(b) + hi(a) * hi(b) (SMLAD), wrapping like int32 sums do. */
+static inline int32_t tk_dual_mac(uint32_t a, uint32_t b, int32_t acc)
+{
+    return __smlad((int16x2_t)a, (int16x2_t)b, acc);
+}
+/* acc + lo(a) * lo(b) (SMLABB) and acc + hi(a) * hi(b) (SMLATT). */
+static inline int32_t tk_mac_low(uint32_t a, uint32_t b, int32_t acc)
+{
+    return __smlabb((int32_t)a, (int32_t)b, acc);
+}
+static inline int32_t tk_mac_high(uint32_t a, uint32_t b, int32_t acc)
+{
+    return __smlatt((int32_t)a, (int32_t)b, acc);
+}
+
+#else /* the same operations in plain C */
+
+static inline int32_t tk_low(uint32_t pair)
+{
+    return (int32_t)(int16_t)(pair & 0xFFFFu);
+}
+static inline int32_t tk_high(uint32_t pair)
+{
+    return (int32_t)(int16_t)(pair >> 16);
+}
+static inline int32_t tk_byte(uint32_t quad, int index)
+{
+    return (int32_t)(int8_t)((quad >> (8 * index)) & 0xFFu);
+}
+static inline uint32_t tk_halves(int32_t low, int32_t high)
+{
+    return ((uint32_t)low & 0xFFFFu) | ((uint32_t)high << 16);
+}
+static inline uint32_t tk_add_even(uint32_t pair, uint32_t quad)
+{
+    return tk_halves(tk_low(pair) + tk_byte(quad, 0), tk_high(pair) + tk_byte(quad, 2));
+}
+static inline uint32_t tk_add_odd(uint32_t pair, uint32_t quad)
+{
+    return tk_halves(tk_low(pair) + tk_byte(quad, 1), tk_high(pair) + tk_byte(quad, 3));
+}
+static inline uint32_t tk_even(uint32_t quad)
+{
+    return tk_add_even(0, quad);
+}
+static inline uint32_t tk_odd(uint32_t quad)
+{
+    return tk_add_odd(0, quad);
+}
+static inline int32_t tk_dual_mac(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(tk_low(a) * tk_low(b)) + (uint32_t)(tk_high(a) * tk_high(b)));
+}
+static inline int32_t tk_mac_low(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(tk_low(a) * tk_low(b)));
+}
+static inline int32_t tk_mac_high(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(tk_high(a) * tk_high(b)));
+}
+
+#endif
+
+/* Adds to *acc0 and *acc1 the dot products of n int8 values x[i] + offset with two rows of n int8
+ * weights, w[i] and w[other + i] (other = 0 computes one row twice). Four values per step: the inputs
+ * are widened once with the offset added (offset2 = tk_pair(offset)) and shared by both rows. */
+static inline void tk_dot2(const int8_t *x, const int8_t *w, int other, int n, int32_t offset,
+                           int32_t *acc0, int32_t *acc1)
+{
+    const uint32_t offset2 = tk_pair(offset);
+    int32_t sum0 = *acc0, sum1 = *acc1;
+    for (; n >= 4; n -= 4) {
+        const uint32_t xq = tk_read_quad(x), w0 = tk_read_quad(w), w1 = tk_read_quad(w + other);
+        const uint32_t xe = tk_add_even(offset2, xq), xo = tk_add_odd(offset2, xq);
+        sum0 = tk_dual_mac(tk_even(w0), xe, sum0);
+        sum0 = tk_dual_mac(tk_odd(w0), xo, sum0);
+        sum1 = tk_dual_mac(tk_even(w1), xe, sum1);
+        sum1 = tk_dual_mac(tk_odd(w1), xo, sum1);
+        x += 4;
+        w += 4;
+    }
+    for (; n > 0; --n) {
+        const int32_t value = (int32_t)*x++ + offset;
+        sum0 += (int32_t)w[0] * value;
+        sum1 += (int32_t)w[other] * value;
+        ++w;
+    }
+    *acc0 = sum0;
+    *acc1 = sum1;
+}
+
+/* ---- Requantization with fewer instructions ------------------------------------------------------
+ *
+ * tk_multiply(x, m, shift) is RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x << left, m), e)
+ * with left = max(shift, 0), e = max(-shift, 0). For m >= 0 and 1 <= e <= 31 the same integer is
+ *     (P + 2^30 + 2^(30 + e) - [x' < 0] * 2^31) >> (31 + e),   P = (int64) x' * m,  x' = x << left:
+ *  - the doubling high multiply's nudge-and-truncate equals floor((P + 2^30) / 2^31) for either sign;
+ *  - the divide (ties away from zero) is floor((h + 2^(e-1) - [h < 0]) / 2^e), and nested floors of
+ *    divisions by powers of two fold into one; [h < 0] may be replaced by [x' < 0] since they differ
+ *    only for -2^30 <= P < 0, where h = 0 and both give 0;
+ *  - the one saturating case (x' = m = INT32_MIN) cannot occur with m >= 0.
+ * The shift by 31 + e >= 32 is the high word shifted by e - 1. Anything else (e = 0, m < 0, shifts out
+ * of range) keeps tk_multiply. */
+typedef struct {
+    int32_t bias, multiplier, left, right; /* right: e - 1 on the fast path, else -shift */
+    uint32_t round_lo;                      /* 2^30 + 2^(30+e), low and high words */
+    int32_t round_hi;
+} tk_rq;
+
+/* Channel c's entry; returns 1 if it can take the fast path. */
+static inline int tk_rq_make(tk_rq *q, const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                             int c)
+{
+    const int32_t m = multiplier[c], s = shift[c];
+    const int32_t e = s > 0 ? 0 : -s;
+    const uint64_t round = ((uint64_t)1 << 30) + ((e >= 1 && e <= 31) ? ((uint64_t)1 << (30 + e)) : 0);
+    q->bias = bias ? bias[c] : 0;
+    q->multiplier = m;
+    q->left = s > 0 ? s : 0;
+    q->round_lo = (uint32_t)round;
+    q->round_hi = (int32_t)(uint32_t)(round >> 32);
+    if (m >= 0 && e >= 1 && e <= 31 && q->left <= 31) {
+        q->right = e - 1;
+        return 1;
+    }
+    q->right = -s;
+    return 0;
+}
+
+/* x * multiplier * 2^shift as tk_multiply computes it, on the fast path. */
+static inline int32_t tk_rq_scale_fast(const tk_rq *q, int32_t acc)
+{
+    const int32_t x = acc; /* left = 0 whenever e >= 1 */
+    const int64_t round = (int64_t)(((uint64_t)(uint32_t)q->round_hi << 32) | q->round_lo);
+    const int64_t sum = round + (int64_t)x * q->multiplier - (int64_t)((uint64_t)((uint32_t)x >> 31) << 31);
+    return (int32_t)(sum >> 32) >> q->right;
+}
+
+/* The same, either path (`fast` a constant at each call site, so the other path compiles away). */
+static inline int32_t tk_rq_scale(const tk_rq *q, int32_t acc, int fast)
+{
+    if (fast) {
+        return tk_rq_scale_fast(q, acc);
+    }
+    return tk_multiply(acc, q->multiplier, -q->right);
+}
+
+static inline int8_t tk_rq_output(const tk_rq *q, int32_t acc, int fast, int32_t output_offset, int32_t act_min,
+                                  int32_t act_max)
+{
+    return (int8_t)tk_clamp(tk_rq_scale(q, acc, fast) + output_offset, act_min, act_max);
+}
+
+/* Entries for channels [c0, c0 + n); returns 1 if every one takes the fast path. */
+static inline int tk_rq_table(tk_rq *table, const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                              int c0, int n)
+{
+    int c, fast = 1;
+    for (c = 0; c < n; ++c) {
+        fast &= tk_rq_make(&table[c], bias, multiplier, shift, c0 + c);
+    }
+    return fast;
+}
+
+#if defined(__GNUC__)
+#define TK_ALWAYS_INLINE inline __attribute__((always_inline))
+#define TK_NOINLINE __attribute__((noinline))
+#else
+#define TK_ALWAYS_INLINE inline
+#define TK_NOINLINE
+#endif
+
+/* Requantizes an int32 sum into output channel c's int8, as every conv / fully-connected kernel does. */
+static inline int8_t tk_requantize(int32_t acc, const int32_t *multiplier, const int32_t *shift, int c,
+                                   int32_t output_offset, int32_t act_min, int32_t act_max)
+{
+    acc = tk_multiply(acc, multiplier[c], (int)shift[c]) + output_offset;
+    return (int8_t)tk_clamp(acc, act_min, act_max);
+}
+
+#endif /* TINYKD_DSP_H_ */
