@@ -339,3 +339,22 @@ def test_wide_convolutions_in_place_stay_exact_with_both_kernel_variants(tmp_pat
     vectors = random_vectors(model, 6, seed=7)
     for kernels in ("portable", "dsp"):
         assert_bit_exact(model, vectors, tmp_path / kernels, kernels=kernels)
+
+
+def test_dsp_kernels_take_at_most_a_third_of_the_instructions_on_cortex_m7(zoo, tmp_path):
+    """The default student on nucleo-f767zi (QEMU counts instructions exactly): optimized against
+    portable kernels, same outputs as TFLM."""
+    model = read_model(zoo["tiny_student"])
+    board = load_board("nucleo-f767zi")
+    vectors = random_vectors(model, 3, seed=3)
+    rows = np.stack([np.concatenate([x.ravel() for x in vector]) for vector in vectors])
+    counts = {}
+    for kernels in ("portable", "dsp"):
+        c_dir = tmp_path / kernels / "c"
+        for name, text in generate_c_backend(model, kernels).items():
+            (c_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (c_dir / name).write_text(text)
+        firmware = build_firmware(c_dir, board, tmp_path / kernels / "fw", target="qemu")
+        outputs, counts[kernels] = make_runner("qemu", firmware, board).run(rows)
+        assert outputs.tobytes() == run_tflm(model, vectors), kernels
+    assert counts["dsp"] * 3 <= counts["portable"], counts
