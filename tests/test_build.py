@@ -340,7 +340,7 @@ def test_every_builtin_board_loads_and_lists(capsys):
     names = {b.name for b in all_boards()}
     assert {"nucleo-f767zi", "disco-f746ng", "nucleo-f446re", "nucleo-l432kc", "nrf52840dk",
             "arduino-nano-33-ble", "bluepill", "rpi-pico", "mps2-an500", "mps2-an386", "mps3-an547",
-            "native"} <= names
+            "nucleo-l552ze-q", "native"} <= names
     f767 = load_board("nucleo-f767zi")
     assert (f767.cpu, f767.flash_bytes, f767.ram_bytes, f767.pointer_bytes) == ("cortex-m7", 2 << 20, 512 << 10, 4)
     assert load_board("native").pointer_bytes == 8
