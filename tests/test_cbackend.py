@@ -123,7 +123,9 @@ def test_kernel_variants_replace_only_their_files(zoo):
     # the same model code: only the comment listing the runtime files differs
     assert [line for line in dsp["tinykd_model.c"].splitlines() if "Runtime files:" not in line] == \
         [line for line in portable["tinykd_model.c"].splitlines() if "Runtime files:" not in line]
-    assert generate_c_backend(model, "mve") == portable  # no Helium kernels yet: portable
+    assert runtime(generate_c_backend(model, "mve")) == ["conv_mve.c", "depthwise_conv_mve.c",
+                                                         "fully_connected_mve.c", "mean.c", "tinykd_mve.h",
+                                                         "tinykd_runtime.h"]
     other = generate_c_backend(read_model(zoo["concat_mul"]), "dsp")  # its dense layer only
     assert "runtime/fully_connected_dsp.c" in other and "runtime/conv.c" not in other
 
@@ -249,6 +251,8 @@ KERNELS = {
 }
 DSP_KERNELS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 """Kernels with a dsp variant (tinykd.cbackend.KERNEL_VARIANTS), checked with it as well."""
+MVE_KERNELS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+"""Kernels with an mve variant (Helium, Cortex-M55), checked with it as well."""
 # Seeds number the kernels in this order; one added later goes last, so the others keep their cases.
 SEED_ORDER = sorted(set(KERNELS) - {"DEQUANTIZE"}) + ["DEQUANTIZE"]
 CASES_PER_KERNEL = 200
@@ -302,13 +306,17 @@ def test_kernel_random_cases_are_bit_exact_with_tflm(kernel, tmp_path):
         assert_bit_exact(model, vectors, folder)
         if kernel in DSP_KERNELS:  # the dsp variant too, its packed operations in plain C on the host
             assert_bit_exact(model, vectors, folder / "dsp", kernels="dsp")
+        if kernel in MVE_KERNELS:  # the mve variant too, its Helium dot products in plain C on the host
+            assert_bit_exact(model, vectors, folder / "mve", kernels="mve")
         if chunk == 0:  # the first BRANCHES_PER_MODEL cases also on an emulated Cortex-M7
             assert_bit_exact_on_qemu(model, vectors, folder)
             if kernel == "DEQUANTIZE":  # and its double arithmetic in software on a Cortex-M0+
                 assert_bit_exact_on_qemu(model, vectors, folder, "rpi-pico")
-            if kernel in DSP_KERNELS:  # and the dsp variant with the DSP instructions on a Cortex-M7 and an M4
-                for board in ("mps2-an500", "nucleo-f446re"):
+            if kernel in DSP_KERNELS:  # and the dsp variant with the DSP instructions on a Cortex-M7, M4 and M33
+                for board in ("mps2-an500", "nucleo-f446re", "nucleo-l552ze-q"):  # M7, M4, M33
                     assert_bit_exact_on_qemu(model, vectors, folder / f"dsp-{board}", board, kernels="dsp")
+            if kernel in MVE_KERNELS:  # and the mve variant with the Helium instructions on a Cortex-M55
+                assert_bit_exact_on_qemu(model, vectors, folder / "mve-mps3-an547", "mps3-an547", kernels="mve")
         cases += ops[expected_op]
         chunk += 1
 

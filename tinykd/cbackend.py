@@ -329,10 +329,12 @@ def arena_offsets(model: Model, in_place: bool = True, kernels: str = "portable"
 
 
 KERNEL_VARIANTS = {"dsp": {"conv.c": "conv_dsp.c", "depthwise_conv.c": "depthwise_conv_dsp.c",
-                           "fully_connected.c": "fully_connected_dsp.c"}}
+                           "fully_connected.c": "fully_connected_dsp.c"},
+                   "mve": {"conv.c": "conv_mve.c", "depthwise_conv.c": "depthwise_conv_mve.c",
+                           "fully_connected.c": "fully_connected_mve.c"}}
 """Per board `kernels` variant: runtime files replaced by ones defining the same functions (same results,
-byte for byte), written for that core; a file or variant not listed (`portable`, `mve`) is portable."""
-VARIANT_HEADERS = {"dsp": "tinykd_dsp.h"}
+byte for byte), written for that core; a file or variant not listed (`portable`) is portable."""
+VARIANT_HEADERS = {"dsp": "tinykd_dsp.h", "mve": "tinykd_mve.h"}
 
 
 def runtime_files(layers: list[Layer], kernels: str = "portable") -> list[str]:

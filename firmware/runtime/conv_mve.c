@@ -1,0 +1,58 @@
+/* CONV_2D for cores with Helium (MVE): the same sums and requantization as conv.c, in the same
+ * order over output pixels and channels (so the same in-place rules hold). Each filter row's valid
+ * taps are one dot product (tk_mve_dot) when they are contiguous (dilation 1 along x: the valid
+ * kx range is in_c * taps consecutive bytes of both the input row and the filter row). */
+#include "tinykd_runtime.h"
+#include "tinykd_mve.h"
+
+void tk_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
+{
+    const int in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, out_c = p->out_c;
+    const int k_h = p->k_h, k_w = p->k_w, dil_h = p->dilation_h, dil_w = p->dilation_w;
+    const int32_t input_offset = p->input_offset, output_offset = p->output_offset;
+    const int32_t act_min = p->act_min, act_max = p->act_max;
+    const int8_t *const weights = p->weights;
+    const int32_t *const bias = p->bias, *const multiplier = p->multiplier, *const shift = p->shift;
+    int b, oy, ox, oc, ky, kx;
+    for (b = 0; b < p->batches; ++b) {
+        for (oy = 0; oy < p->out_h; ++oy) {
+            const int y0 = oy * p->stride_h - p->pad_h;
+            for (ox = 0; ox < p->out_w; ++ox) {
+                const int x0 = ox * p->stride_w - p->pad_w;
+                int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * out_c;
+                /* the valid taps along x: kx in [kx_lo, kx_hi) */
+                int kx_lo = 0, kx_hi = k_w;
+                while (kx_lo < k_w && x0 + kx_lo * dil_w < 0) {
+                    ++kx_lo;
+                }
+                while (kx_hi > kx_lo && x0 + (kx_hi - 1) * dil_w >= in_w) {
+                    --kx_hi;
+                }
+                for (oc = 0; oc < out_c; ++oc) {
+                    int32_t acc = bias ? bias[oc] : 0;
+                    if (kx_hi > kx_lo) {
+                        for (ky = 0; ky < k_h; ++ky) {
+                            const int y = y0 + ky * dil_h;
+                            const int8_t *pixel, *filter;
+                            if (y < 0 || y >= in_h) {
+                                continue;
+                            }
+                            pixel = input + ((b * in_h + y) * in_w + x0 + kx_lo * dil_w) * in_c;
+                            filter = weights + ((oc * k_h + ky) * k_w + kx_lo) * in_c;
+                            if (dil_w == 1) {
+                                acc = tk_mve_dot(pixel, filter, (kx_hi - kx_lo) * in_c, input_offset, acc);
+                            } else {
+                                for (kx = kx_lo; kx < kx_hi; ++kx) {
+                                    acc = tk_mve_dot(pixel, filter, in_c, input_offset, acc);
+                                    pixel += dil_w * in_c;
+                                    filter += in_c;
+                                }
+                            }
+                        }
+                    }
+                    out[oc] = tk_mve_requantize(acc, multiplier, shift, oc, output_offset, act_min, act_max);
+                }
+            }
+        }
+    }
+}
