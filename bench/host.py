@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from tinykd.artifacts import write_tree  # noqa: E402
 from tinykd.cbackend import generate_c_backend  # noqa: E402
 from tinykd.console import quiet  # noqa: E402
 from tinykd.tflite import read_model  # noqa: E402
@@ -29,9 +30,7 @@ ROUNDS, CALLS = 15, 20
 
 
 def c_backend(model, folder: Path):
-    for name, text in generate_c_backend(model).items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(text)
+    write_tree(folder, generate_c_backend(model))
     sources = [str(folder / "tinykd_model.c")] + sorted(str(p) for p in (folder / "runtime").glob("*.c"))
     subprocess.run(["gcc", "-O2", "-shared", "-fPIC", f"-I{folder}", f"-I{folder / 'runtime'}", *sources,
                     "-o", str(folder / "model.so")], check=True)

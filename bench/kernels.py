@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from tinykd.boards import load_board  # noqa: E402
+from tinykd.artifacts import write_tree  # noqa: E402
 from tinykd.cbackend import generate_c_backend  # noqa: E402
 from tinykd.console import quiet  # noqa: E402
 from tinykd.firmware import build_firmware, make_runner  # noqa: E402
@@ -79,9 +80,7 @@ def tflm_outputs(model, rows: np.ndarray) -> bytes:
 def instructions(model, variant: str, board_name: str, rows: np.ndarray, folder: Path, golden: bytes) -> int:
     board = load_board(board_name)
     c_dir = folder / "c"
-    for name, text in generate_c_backend(model, variant).items():
-        (c_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        (c_dir / name).write_text(text)
+    write_tree(c_dir, generate_c_backend(model, variant))
     firmware = build_firmware(c_dir, board, folder / "fw", target="qemu")
     outputs, count = make_runner("qemu", firmware, board).run(rows)
     if outputs.tobytes() != golden:

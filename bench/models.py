@@ -42,6 +42,7 @@ def on_board(model, board, folder: Path) -> dict:
 
     import numpy as np
 
+    from tinykd.artifacts import write_tree
     from tinykd.cbackend import generate_c_backend
     from tinykd.firmware import build_firmware, make_runner
 
@@ -50,9 +51,7 @@ def on_board(model, board, folder: Path) -> dict:
     for kernels in ("portable", "optimized"):
         c_dir = folder / kernels / "c"
         variant = board.kernels if kernels == "optimized" else "portable"
-        for name, text in generate_c_backend(model, variant).items():
-            (c_dir / name).parent.mkdir(parents=True, exist_ok=True)
-            (c_dir / name).write_text(text)
+        write_tree(c_dir, generate_c_backend(model, variant))
         elf = build_firmware(c_dir, board, folder / kernels / "fw", target="qemu")
         result[kernels] = make_runner("qemu", elf, board).run(rows)[1]
         size = subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True, check=True)

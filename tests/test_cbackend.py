@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from keras import layers
 
+from tinykd.artifacts import write_tree
 from tinykd.boards import load_board
 from tinykd.firmware import build_firmware, make_runner
 from tinykd.cbackend import RUNTIME_DIR, arena_offsets, generate_c_backend
@@ -53,11 +54,7 @@ def random_vectors(model, count, seed):
 def run_c(model, vectors, folder, kernels="portable") -> bytes:
     """Outputs of the generated C for every vector, back to back."""
     sources = generate_c_backend(model, kernels)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in sources.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(text)
-    (folder / "driver.c").write_text(DRIVER)
+    write_tree(folder, {**sources, "driver.c": DRIVER})
     c_files = ["driver.c"] + sorted(name for name in sources if name.endswith(".c"))
     subprocess.run(["gcc", *CFLAGS, "-o", "model", *c_files], cwd=folder, check=True)
     (folder / "inputs.bin").write_bytes(b"".join(x.tobytes() for vector in vectors for x in vector))
@@ -133,9 +130,7 @@ def test_kernel_variants_replace_only_their_files(zoo):
 @pytest.mark.parametrize("compiler", ["gcc", "arm-none-eabi-gcc"])
 def test_runtime_and_generated_model_compile_strictly(compiler, zoo, tmp_path):
     flags = CFLAGS + (["-mcpu=cortex-m4", "-mthumb"] if compiler.startswith("arm") else [])
-    for name, text in generate_c_backend(read_model(zoo["tiny_student"])).items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    write_tree(tmp_path, generate_c_backend(read_model(zoo["tiny_student"])))
     sources = [str(tmp_path / "tinykd_model.c")] + [str(path) for path in sorted(RUNTIME_DIR.glob("*.c"))]
     for source in sources:
         subprocess.run([compiler, *flags, "-c", source, "-o", str(tmp_path / "out.o")], check=True)
@@ -324,9 +319,7 @@ def test_kernel_random_cases_are_bit_exact_with_tflm(kernel, tmp_path):
 def assert_bit_exact_on_qemu(model, vectors, folder, board="mps2-an500", kernels="portable"):
     board = load_board(board)
     c_dir = folder / "c"
-    for name, text in generate_c_backend(model, kernels).items():
-        (c_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        (c_dir / name).write_text(text)
+    write_tree(c_dir, generate_c_backend(model, kernels))
     firmware = build_firmware(c_dir, board, folder / "fw" / board.name, target="qemu")
     rows = np.stack([np.concatenate([x.ravel() for x in vector]) for vector in vectors])
     outputs, _ = make_runner("qemu", firmware, board).run(rows)
@@ -359,9 +352,7 @@ def test_dsp_kernels_take_at_most_a_third_of_the_instructions_on_cortex_m7(zoo, 
     counts = {}
     for kernels in ("portable", "dsp"):
         c_dir = tmp_path / kernels / "c"
-        for name, text in generate_c_backend(model, kernels).items():
-            (c_dir / name).parent.mkdir(parents=True, exist_ok=True)
-            (c_dir / name).write_text(text)
+        write_tree(c_dir, generate_c_backend(model, kernels))
         firmware = build_firmware(c_dir, board, tmp_path / kernels / "fw", target="qemu")
         outputs, counts[kernels] = make_runner("qemu", firmware, board).run(rows)
         assert outputs.tobytes() == run_tflm(model, vectors), kernels

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tinykd import cbackend
+from tinykd.artifacts import write_tree
 from tinykd.cbackend import arena_offsets, generate_c_backend
 from tinykd.cplan import ALIGNMENT, Block, CPlan, overlap_distance, place, plan_arena
 from tinykd.cquant import same_padding
@@ -317,10 +318,7 @@ def run_generated(model, kernels, folder, monkeypatch, offsets) -> bytes:
     monkeypatch.setattr(cbackend, "arena_offsets", lambda m, in_place=True, kernels="portable": offsets)
     sources = generate_c_backend(model, kernels)
     monkeypatch.undo()
-    for name, text in sources.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(text)
-    (folder / "driver.c").write_text(DRIVER)
+    write_tree(folder, {**sources, "driver.c": DRIVER})
     c_files = ["driver.c"] + sorted(name for name in sources if name.endswith(".c"))
     subprocess.run(["gcc", "-std=c99", "-O2", "-o", "model", *c_files], cwd=folder, check=True)
     return subprocess.run(["./model"], cwd=folder, check=True, capture_output=True).stdout

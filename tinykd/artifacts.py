@@ -27,6 +27,15 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         Path(tmp).write_bytes(data)
 
 
+def write_tree(folder: str | Path, files: dict[str, str | bytes]) -> None:
+    """Write relative path -> text or bytes under `folder`, creating sub-folders (for build and staging
+    folders; user-facing artifacts go through write_bytes)."""
+    for relative, content in files.items():
+        path = Path(folder) / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+
+
 def write_json(path: str | Path, obj) -> None:
     """Pretty, key-sorted JSON, so the same content always gives the same bytes."""
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())

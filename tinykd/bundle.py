@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .artifacts import write_tree
 from .boards import Board
 from .codegen import Names, render_arduino, render_tflm_sources, tflm_method
 from .errors import TinykdError
@@ -216,10 +217,7 @@ def write_bundle(files: dict[str, bytes], out_dir: Path, force: bool = False) ->
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        for relative, data in files.items():
-            path = staging / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+        write_tree(staging, files)
         if foreign:
             for relative in files:
                 (out_dir / relative).parent.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ import jinja2
 import numpy as np
 
 from . import __version__
+from .artifacts import write_tree
 from .boards import Board
 from .errors import TinykdError
 
@@ -180,9 +181,7 @@ def c_backend_size(sources: dict[str, str], board: Board) -> dict[str, int]:
     flags = ["-std=c99", "-O2", "-ffunction-sections", "-fdata-sections"] + ([] if host else board.cflags)
     with tempfile.TemporaryDirectory(prefix="tinykd-size-") as folder:
         root = Path(folder)
-        for relative, text in sources.items():
-            (root / relative).parent.mkdir(parents=True, exist_ok=True)
-            (root / relative).write_text(text)
+        write_tree(root, sources)
         objects = []
         for source in sorted(root.rglob("*.c")):
             objects.append(source.with_suffix(".o"))
