@@ -42,10 +42,6 @@ class Board:
     riot_board: str
     zephyr_board: str
 
-    @property
-    def ram_available_bytes(self) -> int:
-        return self.ram_bytes - self.ram_reserved_bytes
-
 
 def board_dirs() -> list[Path]:
     """Where profiles are looked for, later folders overriding earlier ones."""
