@@ -196,12 +196,24 @@ def make_bundle(model: Model, board: Board, names: Names = Names(), measure: boo
     return Bundle(files, info, fit)
 
 
+def read_manifest(folder: Path) -> dict:
+    """A bundle's manifest.json; a folder without a readable one is not a bundle."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        manifest = None
+    if not isinstance(manifest, dict) or not str(manifest.get("generator", "")).startswith("tinykd"):
+        raise TinykdError(f"{folder}: not a bundle (no readable manifest.json); run tinykd build")
+    return manifest
+
+
 def is_bundle(folder: Path) -> bool:
     """Whether `folder` holds a bundle tinykd wrote (its manifest names tinykd as the generator)."""
     try:
-        return json.loads((folder / MANIFEST).read_text()).get("generator", "").startswith("tinykd")
-    except (OSError, ValueError, AttributeError):
+        read_manifest(folder)
+    except TinykdError:
         return False
+    return True
 
 
 def write_bundle(files: dict[str, bytes], out_dir: Path, force: bool = False) -> None:

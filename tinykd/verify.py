@@ -177,10 +177,11 @@ def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np
                   inputs_source: str, progress=print) -> dict:
     """Run `inputs` through TFLM (reference), the TFLite interpreter (cross-check), the C backend on the
     host and the firmware on `target`; returns the report `verify.json` holds."""
+    from .bundle import read_manifest
     from .firmware import build_firmware, make_runner
 
     c_dir = bundle_dir / "c"
-    manifest = _manifest(bundle_dir)
+    manifest = read_manifest(bundle_dir)
     if not manifest["c_backend"]["available"]:
         raise TinykdError(f"{bundle_dir}: no C backend to verify: {manifest['c_backend']['reason']}")
     progress(f"tinykd: {len(inputs):,} vectors ({inputs_source}) through TFLM on the host (the reference)")
@@ -208,15 +209,6 @@ def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np
         vector = failed[0].comparison.get("first_mismatch", {}).get("vector", 0)
         report["first_divergent_layer"] = first_divergent_layer(model, c_dir, inputs[vector])
     return report
-
-
-def _manifest(bundle_dir: Path) -> dict:
-    import json
-
-    try:
-        return json.loads((bundle_dir / "manifest.json").read_text())
-    except (OSError, ValueError):
-        raise TinykdError(f"{bundle_dir}: not a bundle (no readable manifest.json); run tinykd build") from None
 
 
 def report_table(report: dict) -> str:
