@@ -23,65 +23,7 @@ from tinykd.errors import TinykdError
 from tinykd.quantize import to_int8_tflite
 from tinykd.tflite import parse_model, read_model
 
-DRIVER = r"""
-#include <stdio.h>
-
-#include "tinykd_model.h"
-
-int main(int argc, char **argv)
-{
-    static int8_t input[TINYKD_INPUT_BYTES], output[TINYKD_OUTPUT_BYTES];
-    FILE *in, *out;
-    if (argc != 3 || !(in = fopen(argv[1], "rb")) || !(out = fopen(argv[2], "wb"))) {
-        return 2;
-    }
-    while (fread(input, 1, sizeof input, in) == sizeof input) {
-        tinykd_invoke(input, output);
-        fwrite(output, 1, sizeof output, out);
-    }
-    fclose(in);
-    return fclose(out);
-}
-"""
-CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"]
-
-
-def random_vectors(model, count, seed):
-    rng = np.random.default_rng(seed)
-    return [[rng.integers(-128, 128, t.shape, dtype=np.int8) for t in model.input_tensors()] for _ in range(count)]
-
-
-def run_c(model, vectors, folder, kernels="portable") -> bytes:
-    """Outputs of the generated C for every vector, back to back."""
-    sources = generate_c_backend(model, kernels)
-    write_tree(folder, {**sources, "driver.c": DRIVER})
-    c_files = ["driver.c"] + sorted(name for name in sources if name.endswith(".c"))
-    subprocess.run(["gcc", *CFLAGS, "-o", "model", *c_files], cwd=folder, check=True)
-    (folder / "inputs.bin").write_bytes(b"".join(x.tobytes() for vector in vectors for x in vector))
-    subprocess.run(["./model", "inputs.bin", "outputs.bin"], cwd=folder, check=True)
-    return (folder / "outputs.bin").read_bytes()
-
-
-def run_tflm(model, vectors) -> bytes:
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_bytes(model.data, arena_size=10 * len(model.data) + (1 << 20))
-    outputs = []
-    for vector in vectors:
-        for index, x in enumerate(vector):
-            interpreter.set_input(x, index)
-        interpreter.invoke()
-        outputs += [interpreter.get_output(i).tobytes() for i in range(len(model.outputs))]
-    return b"".join(outputs)
-
-
-def assert_bit_exact(model, vectors, folder, kernels="portable"):
-    ours, golden = run_c(model, vectors, folder, kernels), run_tflm(model, vectors)
-    assert len(ours) == len(golden)
-    if ours != golden:
-        diff = np.frombuffer(ours, np.int8).astype(int) - np.frombuffer(golden, np.int8)
-        pytest.fail(f"{model.path}: {np.count_nonzero(diff)} of {diff.size} output bytes differ from TFLM "
-                    f"(max |diff| {np.abs(diff).max()})")
+from harness import CFLAGS, assert_bit_exact, assert_bit_exact_on_qemu, random_vectors, rows_of, run_tflm
 
 
 def test_zoo_models_are_bit_exact_with_tflm(zoo, tmp_path):
@@ -316,17 +258,6 @@ def test_kernel_random_cases_are_bit_exact_with_tflm(kernel, tmp_path):
         chunk += 1
 
 
-def assert_bit_exact_on_qemu(model, vectors, folder, board="mps2-an500", kernels="portable"):
-    board = load_board(board)
-    c_dir = folder / "c"
-    write_tree(c_dir, generate_c_backend(model, kernels))
-    firmware = build_firmware(c_dir, board, folder / "fw" / board.name, target="qemu")
-    rows = np.stack([np.concatenate([x.ravel() for x in vector]) for vector in vectors])
-    outputs, _ = make_runner("qemu", firmware, board).run(rows)
-    assert outputs.tobytes() == run_tflm(model, vectors), \
-        f"{model.path}: QEMU {board.cpu} output ({kernels} kernels) differs from TFLM"
-
-
 def test_wide_convolutions_in_place_stay_exact_with_both_kernel_variants(tmp_path):
     """More output channels than the DSP conv's channel block: that kernel sweeps the image once per
     block, so its output must not overlap its input; the portable one may. Both stay exact."""
@@ -348,7 +279,7 @@ def test_dsp_kernels_take_at_most_a_third_of_the_instructions_on_cortex_m7(zoo, 
     model = read_model(zoo["tiny_student"])
     board = load_board("nucleo-f767zi")
     vectors = random_vectors(model, 3, seed=3)
-    rows = np.stack([np.concatenate([x.ravel() for x in vector]) for vector in vectors])
+    rows = rows_of(vectors)
     counts = {}
     for kernels in ("portable", "dsp"):
         c_dir = tmp_path / kernels / "c"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import tflm_host
 from .errors import TinykdError
-from .memory import estimate_arena
 from .tflite import Model
 
 TRACE_DRIVER = r"""
@@ -70,31 +70,8 @@ def quantized_images(model: Model, images: np.ndarray) -> np.ndarray:
 
 
 def tflm_outputs(model: Model, inputs: np.ndarray) -> np.ndarray:
-    """The host TFLM interpreter's output bytes (as int8): the golden reference."""
-    interpreter = _tflm_interpreter(model)
-    return np.stack([_tflm_invoke(interpreter, model, row) for row in inputs])
-
-
-def _tflm_interpreter(model: Model, preserve_all: bool = False):
-    from tflite_micro.python.tflite_micro import runtime
-
-    from .console import quiet
-
-    config = runtime.InterpreterConfig.kPreserveAllTensors if preserve_all else \
-        runtime.InterpreterConfig.kAllocationRecording
-    arena = 2 * estimate_arena(model, 8).total_bytes + (1 << 20) + (sum(t.nbytes for t in model.tensors)
-                                                                    if preserve_all else 0)
-    with quiet():
-        return runtime.Interpreter.from_bytes(model.data, arena_size=arena, intrepreter_config=config)
-
-
-def _tflm_invoke(interpreter, model: Model, row: np.ndarray) -> np.ndarray:
-    position = 0
-    for i, tensor in enumerate(model.input_tensors()):
-        interpreter.set_input(row[position:position + tensor.nbytes].reshape(tensor.shape), i)
-        position += tensor.nbytes
-    interpreter.invoke()
-    return np.concatenate([_raw_bytes(interpreter.get_output(i)) for i in range(len(model.outputs))])
+    """The host TFLM interpreter's output bytes (as int8): the golden reference (run in a child process)."""
+    return tflm_host.outputs(model, inputs)
 
 
 def _raw_bytes(output) -> np.ndarray:
@@ -157,15 +134,14 @@ def first_divergent_layer(model: Model, c_dir: Path, row: np.ndarray) -> dict | 
                               f"{(build.stderr.strip().splitlines() or ['?'])[-1]}")
         subprocess.run([str(folder / "trace"), str(folder / "input.bin"), str(folder / "trace.bin")], check=True)
         trace = (folder / "trace.bin").read_bytes()
-    interpreter = _tflm_interpreter(model, preserve_all=True)
-    _tflm_invoke(interpreter, model, row)
+    tflm_layers = tflm_host.layer_outputs(model, row)
     position = 0
     while position < len(trace):
         layer, size = np.frombuffer(trace[position:position + 8], dtype=np.int32)
         ours = np.frombuffer(trace[position + 8:position + 8 + size], dtype=np.int8)
         position += 8 + int(size)
         op = model.operators[int(layer)]
-        theirs = np.asarray(interpreter.GetTensor(op.outputs[0], 0)["tensor_data"]).view(np.int8).ravel()
+        theirs = tflm_layers[int(layer)]
         if not np.array_equal(ours, theirs[:len(ours)]):
             index = int(np.argmax(ours != theirs[:len(ours)]))
             return {"layer": int(layer), "op": op.op, "output_index": index, "expected": int(theirs[index]),

@@ -157,10 +157,16 @@ static inline void tk_dot2(const int8_t *x, const int8_t *w, int other, int n, i
  *    only for -2^30 <= P < 0, where h = 0 and both give 0;
  *  - the one saturating case (x' = m = INT32_MIN) cannot occur with m >= 0.
  * The shift by 31 + e >= 32 is the high word shifted by e - 1. Anything else (e = 0, m < 0, shifts out
- * of range) keeps tk_multiply. */
+ * of range) keeps tk_multiply.
+ *
+ * A block of channels takes one path for all its channels: the slow path if any channel needs it (a
+ * dead channel, multiplier 0 and shift 0, is one). So every entry carries both encodings, and each path
+ * reads only its own: `shift` for tk_multiply, `right` and `round_*` for the fast path. */
 typedef struct {
-    int32_t bias, multiplier, left, right; /* right: e - 1 on the fast path, else -shift */
-    uint32_t round_lo;                      /* 2^30 + 2^(30+e), low and high words */
+    int32_t bias, multiplier;
+    int32_t shift;     /* the plain shift, for tk_multiply */
+    int32_t right;     /* e - 1, for the fast path (meaningful only where that path applies) */
+    uint32_t round_lo; /* 2^30 + 2^(30+e), low and high words */
     int32_t round_hi;
 } tk_rq;
 
@@ -173,15 +179,11 @@ static inline int tk_rq_make(tk_rq *q, const int32_t *bias, const int32_t *multi
     const uint64_t round = ((uint64_t)1 << 30) + ((e >= 1 && e <= 31) ? ((uint64_t)1 << (30 + e)) : 0);
     q->bias = bias ? bias[c] : 0;
     q->multiplier = m;
-    q->left = s > 0 ? s : 0;
+    q->shift = s;
     q->round_lo = (uint32_t)round;
     q->round_hi = (int32_t)(uint32_t)(round >> 32);
-    if (m >= 0 && e >= 1 && e <= 31 && q->left <= 31) {
-        q->right = e - 1;
-        return 1;
-    }
-    q->right = -s;
-    return 0;
+    q->right = e >= 1 ? e - 1 : 0;
+    return m >= 0 && e >= 1 && e <= 31;
 }
 
 /* x * multiplier * 2^shift as tk_multiply computes it, on the fast path. */
@@ -199,7 +201,7 @@ static inline int32_t tk_rq_scale(const tk_rq *q, int32_t acc, int fast)
     if (fast) {
         return tk_rq_scale_fast(q, acc);
     }
-    return tk_multiply(acc, q->multiplier, -q->right);
+    return tk_multiply(acc, q->multiplier, q->shift);
 }
 
 static inline int8_t tk_rq_output(const tk_rq *q, int32_t acc, int fast, int32_t output_offset, int32_t act_min,
