@@ -54,7 +54,8 @@ def test_model_data_compiles_aligned_and_byte_equal(zoo, tmp_path, names):
     prefix = names.namespace + "::" if names.namespace else ""
     for name, path in zoo.items():
         out = tmp_path / name
-        write_bundle(make_bundle(read_model(path), load_board("nucleo-f767zi"), names).files, out)
+        bundle = make_bundle(read_model(path), load_board("nucleo-f767zi"), names, check_c_backend=False)
+        write_bundle(bundle.files, out)
         (out / "check.cc").write_text(MODEL_CHECK)
         result = compile_and_run(out, [out / "check.cc", out / "model_data.cc"],
                                  [f"-DNS={prefix}", f"-Dg_model_name={names.array_name}",
@@ -67,7 +68,7 @@ def test_model_data_compiles_aligned_and_byte_equal(zoo, tmp_path, names):
 def test_zephyr_cmake_fragment_adds_the_model_to_the_app_target(zoo, tmp_path):
     """The fragment, included by a CMake project with an `app` target as Zephyr's, compiles the model in."""
     bundle = tmp_path / "bundle"
-    write_bundle(make_bundle(read_model(zoo["mlp"]), load_board("nrf52840dk")).files, bundle)
+    write_bundle(make_bundle(read_model(zoo["mlp"]), load_board("nrf52840dk"), check_c_backend=False).files, bundle)
     project = tmp_path / "app"
     project.mkdir()
     (project / "main.cc").write_text('#include "model_data.h"\nint main() { return g_model_len > 0 ? 0 : 1; }\n')
@@ -105,7 +106,7 @@ def test_arduino_library_sketch_runs_the_model(zoo, tmp_path):
 
     model = read_model(zoo["plain_conv"])
     bundle = tmp_path / "bundle"
-    write_bundle(make_bundle(model, load_board("arduino-nano-33-ble")).files, bundle)
+    write_bundle(make_bundle(model, load_board("arduino-nano-33-ble"), check_c_backend=False).files, bundle)
     library = bundle / "arduino" / "tinykd_plain_conv"
     properties = dict(line.split("=", 1) for line in (library / "library.properties").read_text().splitlines())
     assert properties["name"] == "tinykd_plain_conv" and properties["includes"] == "tinykd_model.h"
@@ -162,7 +163,7 @@ def test_ops_header_registers_exactly_the_models_ops_and_stops_at_a_failure(zoo,
     for name, path in zoo.items():
         model = read_model(path)
         out = tmp_path / name
-        write_bundle(make_bundle(model, load_board("native")).files, out)
+        write_bundle(make_bundle(model, load_board("native"), check_c_backend=False).files, out)
         stub_dir = out / "tensorflow" / "lite" / "micro"
         stub_dir.mkdir(parents=True)
         (stub_dir / "micro_mutable_op_resolver.h").write_text(RESOLVER_STUB % stub)
@@ -225,6 +226,73 @@ def test_build_writes_the_bundle_and_is_byte_identical(zoo, tmp_path, monkeypatc
     assert 0 < c_backend["flash_bytes"] < manifest["flash"]["total_bytes"]
     assert "CONFIG_TENSORFLOW_LITE_MICRO=y" in (tmp_path / "a" / "zephyr" / "prj.conf").read_text()
     assert "SRCXXEXT = cc" in (tmp_path / "a" / "riot" / "tinykd_model" / "Makefile").read_text()
+
+
+def dead_channel_model(folder: Path) -> Path:
+    """Two convolutions of 40 and 36 output channels; channel 5 of the first is dead: an all-zero filter
+    whose scale is 0, so its multiplier is 0, as in pruned real models. Its block of 32 channels then
+    mixes that channel with live ones."""
+    import keras
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+    import flatbuffers
+    from keras import layers
+
+    from tinykd.quantize import to_int8_tflite
+
+    keras.utils.set_random_seed(5)
+    x = inputs = keras.Input((8, 8, 8))
+    conv = layers.Conv2D(40, 1, activation="relu")
+    x = layers.Conv2D(36, 3, padding="same")(conv(x))
+    weights, bias = conv.get_weights()
+    weights[..., 5], bias[5] = 0, 0
+    conv.set_weights([weights, bias])
+    data = to_int8_tflite(keras.Model(inputs, x), np.random.default_rng(5).random((16, 8, 8, 8), dtype=np.float32))
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    graph = model.subgraphs[0]
+    first = next(op for op in graph.operators if model.operatorCodes[op.opcodeIndex].builtinCode == 3)  # CONV_2D
+    quantization = graph.tensors[first.inputs[1]].quantization
+    quantization.scale = [0.0 if c == 5 else s for c, s in enumerate(quantization.scale)]
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = folder / "dead_channel.tflite"
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+def test_build_checks_its_c_backend_against_tflm_and_refuses_a_wrong_kernel(tmp_path, monkeypatch, capsys):
+    """The check runs the board's kernel variant: with the old DSP requantization bug (a block of
+    channels on the slow path read the fast path's shift) build exits 1, names the layer and writes
+    nothing; --no-check writes the bundle anyway, and says so in the manifest."""
+    import tinykd.cbackend
+
+    monkeypatch.chdir(tmp_path)
+    model = dead_channel_model(tmp_path)
+    assert main(["build", "--board", "nucleo-f767zi", "--model", str(model), "--out", "good"]) == 0
+    check = json.loads((tmp_path / "good" / "manifest.json").read_text())["c_backend"]["check"]
+    assert check["passed"] and check["vectors"] == check["byte_equal"] == 16 and check["kernels"] == "dsp"
+    assert "byte-equal with TFLM (tflite-micro" in capsys.readouterr().out
+
+    broken = tmp_path / "runtime"
+    broken.mkdir()
+    for source in tinykd.cbackend.RUNTIME_DIR.iterdir():
+        (broken / source.name).write_text(source.read_text())
+    header = (broken / "tinykd_dsp.h").read_text()
+    fixed = "return tk_multiply(acc, q->multiplier, q->shift);"
+    assert fixed in header
+    (broken / "tinykd_dsp.h").write_text(header.replace(fixed, "return tk_multiply(acc, q->multiplier, -q->right);"))
+    monkeypatch.setattr(tinykd.cbackend, "RUNTIME_DIR", broken)
+    assert main(["build", "--board", "nucleo-f767zi", "--model", str(model), "--out", "bad"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing written" in err
+    assert re.search(r"the C backend \(dsp kernels\) differs from TFLM \(tflite-micro \S+, host\) on \d+ of 16 "
+                     r"random vectors, first at layer 0 \(CONV_2D\)", err), err
+    assert not (tmp_path / "bad").exists()
+    # the portable kernels do not use that header: a board without DSP still builds
+    assert main(["build", "--board", "rpi-pico", "--model", str(model), "--out", "pico"]) == 0
+    assert main(["build", "--board", "nucleo-f767zi", "--model", str(model), "--out", "bad", "--no-check"]) == 0
+    check = json.loads((tmp_path / "bad" / "manifest.json").read_text())["c_backend"]["check"]
+    assert check == {"passed": None, "vectors": 0, "result": "not run"}
 
 
 def test_build_refuses_a_foreign_folder_unless_forced(zoo, tmp_path, monkeypatch, capsys):
@@ -313,7 +381,8 @@ def test_damaged_models_raise_only_tinykd_errors(zoo):
         if rng.random() < 0.2:
             damaged = damaged[:rng.randrange(len(damaged))]
         try:
-            make_bundle(parse_model(bytes(damaged), "damaged.tflite"), board, size_c_backend=False)
+            make_bundle(parse_model(bytes(damaged), "damaged.tflite"), board, size_c_backend=False,
+                        check_c_backend=False)
             outcomes["ok"] += 1
         except TinykdError as exc:
             assert "damaged.tflite" in str(exc) or "TFLM" in str(exc) or "INT8" in str(exc), str(exc)

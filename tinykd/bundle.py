@@ -139,9 +139,10 @@ class Bundle:
     fit: Fit
 
 
-def c_backend_files(model: Model, board: Board, size: bool) -> tuple[dict[str, str], dict]:
+def c_backend_files(model: Model, board: Board, size: bool, check: bool) -> tuple[dict[str, str], dict]:
     """The C backend under `c/` and its manifest entry; a model it cannot run gets none, and the entry
-    says why (the TFLM sources do not depend on it)."""
+    says why (the TFLM sources do not depend on it). `size` compiles it for the board to record its
+    exact flash and RAM; `check` runs it against TFLM on the host (`verify.check_c_backend`)."""
     from .cbackend import generate_c_backend
 
     try:
@@ -154,6 +155,12 @@ def c_backend_files(model: Model, board: Board, size: bool) -> tuple[dict[str, s
         from .firmware import c_backend_size
 
         info.update(c_backend_size(sources, board), compiled_for=board.name)
+    if check:
+        from .verify import check_c_backend
+
+        info["check"] = check_c_backend(model, sources, board)
+    else:
+        info["check"] = {"passed": None, "vectors": 0, "result": "not run"}
     return {f"c/{path}": text for path, text in sources.items()}, info
 
 
@@ -171,9 +178,10 @@ def arduino_files(model: Model) -> dict[str, str]:
 
 
 def make_bundle(model: Model, board: Board, names: Names = Names(), measure: bool = False,
-                size_c_backend: bool = True) -> Bundle:
+                size_c_backend: bool = True, check_c_backend: bool = True) -> Bundle:
     """Render every file of the bundle in memory (nothing is written). `size_c_backend` compiles the
-    C backend for the board to record its exact flash and RAM."""
+    C backend for the board to record its exact flash and RAM; `check_c_backend` compares it with TFLM
+    on the host (the result is in the manifest; the caller decides what a failure means)."""
     model.require_int8()
     registrations = tflm_registrations(model)
     estimate = estimate_arena(model, board.pointer_bytes)
@@ -185,7 +193,7 @@ def make_bundle(model: Model, board: Board, names: Names = Names(), measure: boo
                "model_data": model.data, "board": board, "registrations": registrations,
                "arena": {"target_bytes": target},
                "arena_lines": estimate.describe(target), "zephyr_stack_bytes": ZEPHYR_STACK_BYTES}
-    c_sources, c_backend = c_backend_files(model, board, size_c_backend)
+    c_sources, c_backend = c_backend_files(model, board, size_c_backend, check_c_backend)
     arduino = arduino_files(model) if c_backend["available"] and model.inputs else {}
     files = {path: text.encode() for path, text in
              {**render_tflm_sources(context, names), **c_sources, **arduino}.items()}

@@ -45,6 +45,8 @@ def _common(parser: argparse.ArgumentParser, training: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .verify import CHECK_VECTORS
+
     parser = argparse.ArgumentParser(
         prog="tinykd",
         description="From a dataset to an INT8 model for a microcontroller: train a teacher CNN, "
@@ -150,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", default="", help="C++ namespace of the generated names, e.g. tinykd or "
                    "a::b (default: none)")
     p.add_argument("--riot-module", default="tinykd_model", help="RIOT module name (default: tinykd_model)")
+    p.add_argument("--no-check", action="store_true",
+                   help="do not check the C backend before writing the bundle (by default it is compiled for "
+                        "the host with the board's kernel variant and must give TFLM's bytes on "
+                        f"{CHECK_VECTORS} seeded random vectors, or nothing is written)")
     p.add_argument("--measure", action="store_true",
                    help="also measure the smallest arena the host TFLM interpreter accepts (64-bit host; a "
                         "32-bit board needs somewhat less) and record it in manifest.json")
@@ -371,6 +377,7 @@ def cmd_build(args) -> int:
     from .bundle import make_bundle, write_bundle
     from .codegen import Names
     from .tflite import read_model
+    from .verify import CHECK_VECTORS, describe_check_failure
 
     board = load_board(args.board)
     names = Names(args.array_name, args.namespace, args.riot_module)
@@ -385,7 +392,11 @@ def cmd_build(args) -> int:
     if args.measure:
         print("tinykd: measuring the smallest arena the host TFLM interpreter accepts "
               "(bisection, one child process per trial)")
-    bundle = make_bundle(read_model(model_path), board, names, measure=args.measure)
+    model = read_model(model_path)
+    if not args.no_check:
+        print(f"tinykd: checking the C backend ({board.kernels} kernels) against TFLM on the host, "
+              f"{CHECK_VECTORS} random vectors")
+    bundle = make_bundle(model, board, names, measure=args.measure, check_c_backend=not args.no_check)
     print(f"tinykd: {model_path} on {board.name} ({board.cpu}"
           f"{f', {board.clock_hz / 1e6:.0f} MHz' if board.clock_hz else ''})")
     print(bundle.fit.table())
@@ -395,6 +406,14 @@ def cmd_build(args) -> int:
               f"bytes of RAM, compiled for {board.name}")
     else:
         print(f"tinykd: no C backend in this bundle: {c_backend['reason']}")
+    check = c_backend.get("check", {})
+    if check.get("passed") is False:
+        print(f"tinykd: error: {model_path.name}: {describe_check_failure(check)}; nothing written (a bug in "
+              "tinykd's kernels: please report it with the model; --no-check writes the bundle anyway)",
+              file=sys.stderr)
+        return 1
+    if check.get("passed"):
+        print(f"tinykd: C backend checked: {check['vectors']} random vectors byte-equal with {check['reference']}")
     arena = bundle.manifest["arena"]
     if "tflm_measured_bytes" in arena:
         print(f"tinykd: on this 64-bit host TFLM needs an arena of {arena['tflm_measured_bytes']:,} bytes "
@@ -431,7 +450,7 @@ def cmd_verify(args) -> int:
             _quiet_tensorflow()
             model_path = pipeline.int8_model(_config(args))
         model = read_model(model_path)
-        bundle = make_bundle(model, board)
+        bundle = make_bundle(model, board, check_c_backend=False)  # verify compares every output itself
         if not bundle.fit.fits:
             raise TinykdError(f"{model_path.name} does not fit {board.name} (see tinykd build --board {board.name})")
         bundle_dir = args.out or Path("build") / board.name

@@ -149,6 +149,49 @@ def first_divergent_layer(model: Model, c_dir: Path, row: np.ndarray) -> dict | 
     return None
 
 
+CHECK_VECTORS = 16
+"""Seeded random vectors `tinykd build` runs through its C backend and TFLM before it writes a bundle."""
+
+
+def check_c_backend(model: Model, sources: dict[str, str], board, vectors: int = CHECK_VECTORS,
+                    seed: int = 0) -> dict:
+    """Compile the C backend (relative path -> text) for the host as the board would build it (its
+    kernel variant, the core's instructions as plain C), run `vectors` seeded random inputs through it
+    and through the host TFLM, and compare every byte. The record `manifest.json` keeps; on a
+    difference it names the first vector, output byte and layer that differ."""
+    from .artifacts import write_tree
+    from .firmware import build_firmware, make_runner
+
+    inputs = random_inputs(model, vectors, seed)
+    reference = tflm_outputs(model, inputs)
+    with tempfile.TemporaryDirectory(prefix="tinykd-check-") as folder:
+        c_dir = Path(folder) / "c"
+        write_tree(c_dir, sources)
+        firmware = build_firmware(c_dir, board, Path(folder) / "fw", target="native")
+        outputs, _ = make_runner("native", firmware, board).run(inputs)
+        comparison = compare(reference, outputs)
+        record = {"vectors": vectors, "seed": seed, "inputs": "seeded random int8 vectors",
+                  "kernels": board.kernels, "reference": f"TFLM (tflite-micro {tflm_host.tflm_version()}, host)",
+                  "byte_equal": comparison["byte_equal"], "max_abs_diff": comparison["max_abs_diff"]}
+        if comparison["byte_equal"] != vectors:
+            mismatch = comparison["first_mismatch"]
+            record["first_mismatch"] = mismatch
+            record["first_divergent_layer"] = first_divergent_layer(model, c_dir, inputs[mismatch["vector"]])
+    record["passed"] = record["byte_equal"] == vectors
+    record["result"] = "byte-equal" if record["passed"] else "differs"
+    return record
+
+
+def describe_check_failure(record: dict) -> str:
+    """One line: where the C backend first differs from TFLM in a failed check."""
+    first, layer = record["first_mismatch"], record.get("first_divergent_layer")
+    where = (f"first at layer {layer['layer']} ({layer['op']}), output byte {layer['output_index']}: TFLM "
+             f"{layer['expected']}, C {layer['got']}" if layer else
+             f"vector {first['vector']}, output {first['output_index']}: TFLM {first['expected']}, C {first['got']}")
+    return (f"the C backend ({record['kernels']} kernels) differs from {record['reference']} on "
+            f"{record['vectors'] - record['byte_equal']} of {record['vectors']} random vectors, {where}")
+
+
 def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np.ndarray,
                   inputs_source: str, progress=print) -> dict:
     """Run `inputs` through TFLM (reference), the TFLite interpreter (cross-check), the C backend on the
