@@ -176,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="qemu, native or serial:PORT (default: qemu when the board's core has a QEMU "
                    "machine, else native)")
     p.add_argument("--vectors", type=int, default=1000, metavar="N", help="how many inputs (default: 1000)")
+    p.add_argument("--tflm", metavar="VERSION",
+                   help="the TFLM that is the reference: latest (installed with tinykd), riot or zephyr (the "
+                        "2024 versions those RTOSes build; they compute other bytes on some models) or a "
+                        "tflite-micro nightly such as 0.dev20240520175645; an older one is installed once into "
+                        "its own environment under ~/.cache/tinykd (default: the pipeline file's verify.tflm, "
+                        "latest)")
     _common(p, training=False)
     return parser
 
@@ -197,6 +203,8 @@ def _config(args):
                                      "augment", "label_smoothing", "alpha", "temperature")}))
     if args.command == "quantize":
         overrides.append((config.quantize, {"representative_samples": args.samples}))
+    if args.command == "verify":
+        overrides.append((config.verify, {"tflm": args.tflm}))
     for target, values in overrides:
         for key, value in values.items():
             if value is not None:
@@ -429,6 +437,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    from . import tflm_host
     from .artifacts import write_json
     from .boards import load_board
     from .bundle import MODEL_FILE, make_bundle, write_bundle
@@ -438,6 +447,9 @@ def cmd_verify(args) -> int:
     board = load_board(args.board)
     if args.vectors < 1:
         raise TinykdError(f"--vectors {args.vectors}: give at least one vector")
+    if args.tflm:
+        tflm_host.resolve(args.tflm)  # a bad name is the option's error, before any work
+    tflm = _config(args).verify.tflm
     target = args.target or ("qemu" if board.qemu_machine else "native")
     if args.bundle:
         bundle_dir, model = args.bundle, read_model(args.bundle / MODEL_FILE)
@@ -465,12 +477,19 @@ def cmd_verify(args) -> int:
         source = f"{dataset.name} test images"
     else:
         inputs, source = random_inputs(model, args.vectors), "seeded random int8 vectors"
-    report = verify_bundle(model, bundle_dir, board, target, inputs, source)
+    report = verify_bundle(model, bundle_dir, board, target, inputs, source, tflm=tflm)
     write_json(bundle_dir / "verify.json", report)
     print(report_table(report))
     print(f"tinykd: wrote {bundle_dir / 'verify.json'}")
+    versions = report.get("tflm_versions")
+    if versions:
+        agree = f"agree on {versions['byte_equal']:,} of {versions['vectors']:,} vectors"
+        layer = versions.get("first_divergent_layer")
+        where = f"; they first differ at layer {layer['layer']} ({layer['op']})" if layer else ""
+        print(f"tinykd: TFLM {versions['reference']} (the reference) and TFLM {versions['latest']} (latest) "
+              f"{agree}{where}")
     if report["bit_exact"]:
-        print(f"tinykd: bit-exact: every output byte of {len(inputs):,} vectors equals TFLM's")
+        print(f"tinykd: bit-exact: every output byte of {len(inputs):,} vectors equals {report['reference']}'s")
         return 0
     failed = next(r for r in report["runtimes"] if not r["cross_check"] and r["byte_equal"] != r["vectors"])
     first = failed.get("first_mismatch", {})

@@ -87,6 +87,15 @@ class QuantizeConfig:
 
 
 @dataclass
+class VerifyConfig:
+    """`tinykd verify`'s defaults."""
+
+    tflm: str = "latest"
+    """The TFLM version that is the reference: latest (installed with tinykd), riot, zephyr (the versions
+    those RTOSes pin) or a tflite-micro nightly such as 0.dev20240520175645."""
+
+
+@dataclass
 class PipelineConfig:
     """The whole pipeline: one run directory `runs/<name>/`."""
 
@@ -97,6 +106,7 @@ class PipelineConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
 
     @property
     def run_dir(self) -> Path:
@@ -104,7 +114,7 @@ class PipelineConfig:
 
 
 _SECTIONS = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig,
-             "quantize": QuantizeConfig}
+             "quantize": QuantizeConfig, "verify": VerifyConfig}
 
 
 def load_config(path: str | Path | None = None) -> PipelineConfig:
@@ -204,3 +214,9 @@ def _validate(config: PipelineConfig, origin: str) -> None:
     for ok, message in checks:
         if not ok:
             raise TinykdError(f"{origin}: {message}")
+    from .tflm_host import resolve
+
+    try:
+        resolve(config.verify.tflm)
+    except TinykdError as exc:
+        raise TinykdError(f"{origin}: verify.tflm = {config.verify.tflm!r}: {str(exc).split(': ', 1)[1]}") from None

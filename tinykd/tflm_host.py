@@ -2,15 +2,22 @@
 
 That interpreter aborts or segfaults on some valid models instead of raising an error; in a child, such
 a crash becomes a TinykdError naming TFLM, the model and the signal, and tinykd itself carries on.
-`python -m tinykd.tflm_host REQUEST.npz RESULT.npz` is the child: it imports only numpy and tflite_micro,
-so it starts in a fraction of a second.
+Running this file as a script (`python tflm_host.py REQUEST.npz RESULT.npz`) is the child: it needs only
+numpy and tflite_micro, so it also runs in the environment of an older TFLM.
+
+TFLM versions compute different bytes on some models, and RIOT and Zephyr pin versions from 2024, so
+the reference names its version: `latest` is the tflite-micro installed with tinykd; `riot`, `zephyr`
+or an explicit nightly (`0.dev20240520175645`) run in a virtual environment of their own, created on
+first use from the package index and kept under the cache folder.
 """
 
 from __future__ import annotations
 
 import ast
 import os
+import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,15 +29,78 @@ import numpy as np
 ADDRESS_SPACE_BYTES = 16 << 30
 """The child's address-space limit: a runaway allocation ends it instead of the machine's memory."""
 
+PINNED = {
+    "riot": ("0.dev20240520175645", "RIOT's pkg/tflite-micro pins TFLM 8e22946 (2024-05-20)"),
+    "zephyr": ("0.dev20240529040542", "Zephyr's optional tflite-micro module pins 48613f7 (2024-06), "
+                                      "upstream 71fba59 (2024-05-29) plus Zephyr's build files"),
+}
+"""RTOS name -> (the PyPI nightly built from the TFLM commit it pins, what that pin is)."""
+_NIGHTLY = re.compile(r"0\.dev\d{14}")
+OLD_NUMPY = "numpy<2"
+"""The 2023-2024 nightlies were built against numpy 1."""
 
-def tflm_version() -> str:
-    """The installed tflite-micro version (the reference's name in reports)."""
+
+def installed_version() -> str:
+    """The tflite-micro installed with tinykd."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("tflite-micro")
     except PackageNotFoundError:
         return "not installed"
+
+
+def resolve(name: str) -> str:
+    """`latest`, `riot`, `zephyr` or a nightly version -> the tflite-micro version it means."""
+    from .errors import TinykdError
+
+    if name == "latest":
+        return installed_version()
+    if name in PINNED:
+        return PINNED[name][0]
+    if _NIGHTLY.fullmatch(name):
+        return name
+    raise TinykdError(f"--tflm {name}: use latest, riot, zephyr or a tflite-micro nightly such as "
+                      f"{PINNED['riot'][0]}")
+
+
+def cache_dir() -> Path:
+    """Where tinykd keeps what it downloads: $TINYKD_CACHE, else $XDG_CACHE_HOME/tinykd or ~/.cache/tinykd."""
+    if os.environ.get("TINYKD_CACHE"):
+        return Path(os.environ["TINYKD_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tinykd"
+
+
+def python_for(version: str, progress=print) -> str:
+    """The Python that runs tflite-micro `version`: tinykd's own for the installed one, else that
+    version's environment, created once (pip, from the package index) and reused."""
+    from .errors import TinykdError
+
+    if version == installed_version():
+        return sys.executable
+    home = cache_dir() / "tflm" / version
+    python = home / "bin" / "python"
+    if python.is_file():
+        return str(python)
+    progress(f"tinykd: creating an environment for TFLM {version} in {home} (once; pip install "
+             f"tflite-micro=={version} '{OLD_NUMPY}')")
+    home.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=home.parent))
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(staging)], check=True, capture_output=True)
+        pip = subprocess.run([str(staging / "bin" / "python"), "-m", "pip", "install", "-q",
+                              "--disable-pip-version-check", f"tflite-micro=={version}", OLD_NUMPY],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if pip.returncode != 0:
+            errors = [line for line in pip.stderr.splitlines() if line.startswith("ERROR")] or ["?"]
+            raise TinykdError(f"could not install tflite-micro=={version}: {errors[-1]}")
+        try:
+            os.rename(staging, home)
+        except OSError:  # made meanwhile by another tinykd
+            pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(python)
 
 
 def arena_bytes(model) -> int:
@@ -40,21 +110,24 @@ def arena_bytes(model) -> int:
     return 2 * estimate_arena(model, 8).total_bytes + (1 << 20)
 
 
-def outputs(model, inputs: np.ndarray) -> np.ndarray:
-    """TFLM's output bytes (as int8) for each row of input bytes: the golden reference."""
-    result = _run_child(model, inputs, trace=False)
+def outputs(model, inputs: np.ndarray, version: str | None = None) -> np.ndarray:
+    """TFLM's output bytes (as int8) for each row of input bytes: the golden reference. `version` is a
+    tflite-micro version (`resolve`); None is the installed one."""
+    result = _run_child(model, inputs, trace=False, version=version)
     return result["outputs"]
 
 
-def layer_outputs(model, row: np.ndarray) -> list[np.ndarray]:
+def layer_outputs(model, row: np.ndarray, version: str | None = None) -> list[np.ndarray]:
     """Every operator's first output tensor (bytes as int8) for one row of input bytes."""
-    result = _run_child(model, row[None], trace=True)
+    result = _run_child(model, row[None], trace=True, version=version)
     return [result[f"layer{i}"] for i in range(len(model.operators))]
 
 
-def _run_child(model, inputs: np.ndarray, trace: bool) -> dict:
+def _run_child(model, inputs: np.ndarray, trace: bool, version: str | None) -> dict:
     from .errors import TinykdError
 
+    version = version or installed_version()
+    python = python_for(version)
     with tempfile.TemporaryDirectory(prefix="tinykd-tflm-") as folder:
         request, result = Path(folder) / "request.npz", Path(folder) / "result.npz"
         np.savez(request, model=np.frombuffer(model.data, np.uint8), inputs=np.asarray(inputs, np.int8),
@@ -63,11 +136,11 @@ def _run_child(model, inputs: np.ndarray, trace: bool) -> dict:
                  output_count=np.array(len(model.outputs)),
                  layers=np.array([op.outputs[0] for op in model.operators] if trace else [], np.int64),
                  arena=np.array(arena_bytes(model) + (sum(t.nbytes for t in model.tensors) if trace else 0)))
-        child = subprocess.run([sys.executable, "-m", "tinykd.tflm_host", str(request), str(result)],
+        child = subprocess.run([python, __file__, str(request), str(result)],
                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                preexec_fn=_limit_child)
         if child.returncode != 0:
-            raise TinykdError(f"{model.path}: the host TFLM (tflite-micro {tflm_version()}) "
+            raise TinykdError(f"{model.path}: the host TFLM (tflite-micro {version}) "
                               f"{_describe_failure(child)} on this model; it cannot serve as the reference")
         with np.load(result) as data:
             return {name: data[name] for name in data.files}

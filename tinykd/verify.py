@@ -69,9 +69,10 @@ def quantized_images(model: Model, images: np.ndarray) -> np.ndarray:
     return rows.reshape(len(rows), -1)
 
 
-def tflm_outputs(model: Model, inputs: np.ndarray) -> np.ndarray:
-    """The host TFLM interpreter's output bytes (as int8): the golden reference (run in a child process)."""
-    return tflm_host.outputs(model, inputs)
+def tflm_outputs(model: Model, inputs: np.ndarray, version: str | None = None) -> np.ndarray:
+    """The host TFLM interpreter's output bytes (as int8): the golden reference (run in a child process;
+    `version` a tflite-micro version, None the installed one)."""
+    return tflm_host.outputs(model, inputs, version)
 
 
 def _raw_bytes(output) -> np.ndarray:
@@ -118,7 +119,7 @@ def compare(reference: np.ndarray, outputs: np.ndarray) -> dict:
     return result
 
 
-def first_divergent_layer(model: Model, c_dir: Path, row: np.ndarray) -> dict | None:
+def first_divergent_layer(model: Model, c_dir: Path, row: np.ndarray, version: str | None = None) -> dict | None:
     """Run one vector through the C backend (native, tracing every layer's output) and through TFLM with
     all tensors kept; the first layer whose output bytes differ, or None when all layers agree."""
     with tempfile.TemporaryDirectory(prefix="tinykd-trace-") as folder:
@@ -134,18 +135,29 @@ def first_divergent_layer(model: Model, c_dir: Path, row: np.ndarray) -> dict | 
                               f"{(build.stderr.strip().splitlines() or ['?'])[-1]}")
         subprocess.run([str(folder / "trace"), str(folder / "input.bin"), str(folder / "trace.bin")], check=True)
         trace = (folder / "trace.bin").read_bytes()
-    tflm_layers = tflm_host.layer_outputs(model, row)
+    ours = {}
     position = 0
     while position < len(trace):
         layer, size = np.frombuffer(trace[position:position + 8], dtype=np.int32)
-        ours = np.frombuffer(trace[position + 8:position + 8 + size], dtype=np.int8)
+        ours[int(layer)] = np.frombuffer(trace[position + 8:position + 8 + size], dtype=np.int8)
         position += 8 + int(size)
-        op = model.operators[int(layer)]
-        theirs = tflm_layers[int(layer)]
-        if not np.array_equal(ours, theirs[:len(ours)]):
-            index = int(np.argmax(ours != theirs[:len(ours)]))
-            return {"layer": int(layer), "op": op.op, "output_index": index, "expected": int(theirs[index]),
-                    "got": int(ours[index])}
+    return _first_difference(model, tflm_host.layer_outputs(model, row, version), ours)
+
+
+def tflm_versions_first_divergent_layer(model: Model, row: np.ndarray, reference: str, other: str) -> dict | None:
+    """The first layer whose output differs between two TFLM versions on one vector, or None."""
+    theirs = tflm_host.layer_outputs(model, row, other)
+    return _first_difference(model, tflm_host.layer_outputs(model, row, reference), dict(enumerate(theirs)))
+
+
+def _first_difference(model: Model, expected: list[np.ndarray], got: dict[int, np.ndarray]) -> dict | None:
+    """The first layer (in execution order) whose bytes in `got` differ from `expected`'s."""
+    for layer in sorted(got):
+        ours, theirs = got[layer], expected[layer][:len(got[layer])]
+        if not np.array_equal(ours, theirs):
+            index = int(np.argmax(ours != theirs))
+            return {"layer": layer, "op": model.operators[layer].op, "output_index": index,
+                    "expected": int(theirs[index]), "got": int(ours[index])}
     return None
 
 
@@ -171,7 +183,7 @@ def check_c_backend(model: Model, sources: dict[str, str], board, vectors: int =
         outputs, _ = make_runner("native", firmware, board).run(inputs)
         comparison = compare(reference, outputs)
         record = {"vectors": vectors, "seed": seed, "inputs": "seeded random int8 vectors",
-                  "kernels": board.kernels, "reference": f"TFLM (tflite-micro {tflm_host.tflm_version()}, host)",
+                  "kernels": board.kernels, "reference": reference_name(tflm_host.installed_version()),
                   "byte_equal": comparison["byte_equal"], "max_abs_diff": comparison["max_abs_diff"]}
         if comparison["byte_equal"] != vectors:
             mismatch = comparison["first_mismatch"]
@@ -192,10 +204,16 @@ def describe_check_failure(record: dict) -> str:
             f"{record['vectors'] - record['byte_equal']} of {record['vectors']} random vectors, {where}")
 
 
+def reference_name(version: str) -> str:
+    """How reports name the reference."""
+    return f"TFLM (tflite-micro {version}, host)"
+
+
 def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np.ndarray,
-                  inputs_source: str, progress=print) -> dict:
-    """Run `inputs` through TFLM (reference), the TFLite interpreter (cross-check), the C backend on the
-    host and the firmware on `target`; returns the report `verify.json` holds."""
+                  inputs_source: str, tflm: str = "latest", progress=print) -> dict:
+    """Run `inputs` through TFLM `tflm` (the reference: latest, riot, zephyr or a version), the
+    TFLite interpreter (cross-check), the C backend on the host and the firmware on `target`; with an
+    older TFLM, also the latest one (compared, not required to agree). Returns verify.json's report."""
     from .bundle import read_manifest
     from .firmware import build_firmware, make_runner
 
@@ -203,10 +221,15 @@ def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np
     manifest = read_manifest(bundle_dir)
     if not manifest["c_backend"]["available"]:
         raise TinykdError(f"{bundle_dir}: no C backend to verify: {manifest['c_backend']['reason']}")
-    progress(f"tinykd: {len(inputs):,} vectors ({inputs_source}) through TFLM on the host (the reference)")
-    reference = tflm_outputs(model, inputs)
+    version, latest = tflm_host.resolve(tflm), tflm_host.installed_version()
+    pinned = f", {tflm_host.PINNED[tflm][1]}" if tflm in tflm_host.PINNED else ""
+    progress(f"tinykd: {len(inputs):,} vectors ({inputs_source}) through TFLM {version} on the host (the "
+             f"reference{pinned})")
+    reference = tflm_outputs(model, inputs, version)
     runs = [RuntimeRun("TFLite interpreter, reference kernels (cross-check)", tflite_outputs(model, inputs),
                        cross_check=True)]
+    if version != latest:
+        runs.append(RuntimeRun(f"TFLM {latest} (latest; compared)", tflm_outputs(model, inputs), cross_check=True))
     targets = ["native"] if target == "native" else ["native", target]
     for name in targets:
         progress(f"tinykd: building and running the firmware for {name}")
@@ -218,7 +241,8 @@ def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np
     for run in runs:
         run.comparison = compare(reference, run.outputs)
     report = {"board": board.name, "model": {"file": model.path.name, "sha256": model.sha256},
-              "inputs": inputs_source, "vectors": len(inputs), "reference": "TFLM (PyPI tflite-micro, host)",
+              "inputs": inputs_source, "vectors": len(inputs), "reference": reference_name(version),
+              "tflm": {"name": tflm, "version": version, "pin": tflm_host.PINNED.get(tflm, (None, None))[1]},
               "runtimes": [{"runtime": r.label, "cross_check": r.cross_check, "instructions_per_inference":
                             r.instructions, "flash_bytes": r.flash_bytes, "ram_bytes": r.ram_bytes, **r.comparison}
                            for r in runs]}
@@ -226,7 +250,13 @@ def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np
     report["bit_exact"] = not failed
     if failed:
         vector = failed[0].comparison.get("first_mismatch", {}).get("vector", 0)
-        report["first_divergent_layer"] = first_divergent_layer(model, c_dir, inputs[vector])
+        report["first_divergent_layer"] = first_divergent_layer(model, c_dir, inputs[vector], version)
+    if version != latest:
+        versions = compare(reference, runs[1].outputs)
+        if "first_mismatch" in versions:
+            versions["first_divergent_layer"] = tflm_versions_first_divergent_layer(
+                model, inputs[versions["first_mismatch"]["vector"]], version, latest)
+        report["tflm_versions"] = {"reference": version, "latest": latest, **versions}
     return report
 
 
