@@ -75,6 +75,47 @@ def test_a_wrong_kernel_parameter_is_caught_with_vector_and_layer(zoo, tmp_path,
     assert not report["bit_exact"] and report["first_divergent_layer"]["layer"] == 1
 
 
+def softmax_model(folder, classes, weight_scale, bias_range):
+    """Dense -> SOFTMAX with the dense weights scaled by `weight_scale` and biases in +-bias_range."""
+    import keras
+    import numpy as np
+    from keras import layers
+
+    from tinykd.quantize import to_int8_tflite
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    dense = layers.Dense(classes)
+    model = keras.Model(inputs, layers.Softmax()(dense(inputs)))
+    weights, _ = dense.get_weights()
+    bias = np.random.default_rng(0).uniform(-bias_range, bias_range, classes).astype(np.float32)
+    dense.set_weights([weights * weight_scale, bias])
+    path = folder / f"softmax{classes}.tflite"
+    path.write_bytes(to_int8_tflite(model, np.random.default_rng(0).random((16, 4), dtype=np.float32)))
+    return path
+
+
+def test_models_tflm_aborts_on_are_one_line_errors_not_signals(tmp_path, monkeypatch, capsys):
+    """TFLM checks some conditions with a bare abort(): logits so small that the softmax input scale is
+    below 2^-26 (an untrained model: refused before TFLM runs, also for the device's sake), and 512 or
+    more nearly equal logits (TFLM crashes while running; the crash is reported, tinykd carries on)."""
+    monkeypatch.chdir(tmp_path)
+    vanishing = softmax_model(tmp_path, 10, 1e-9, 0.0)
+    for command in ("build", "verify"):
+        code = main([command, "--board", "native", "--model", str(vanishing)])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, err
+        assert "TFLM cannot run this model: layer 1 (SOFTMAX): its input scale" in err and "2^-26" in err
+    assert not (tmp_path / "build").exists()
+    flat = softmax_model(tmp_path, 600, 1e-4, 0.01)
+    code, _, err = verify(tmp_path, capsys, "--board", "native", "--model", str(flat), "--vectors", "2")
+    assert code == 2 and err.count("\n") == 1, err
+    assert re.search(r"softmax600.tflite: the host TFLM \(tflite-micro \S+\) crashed \(SIGABRT\) on this model "
+                     r"\(its int8 SOFTMAX aborts when 512 or more classes have nearly equal logits", err), err
+    assert main(["build", "--board", "native", "--model", str(flat)]) == 2
+    assert "--no-check writes the bundle without checking it" in capsys.readouterr().err
+
+
 def test_verify_errors_are_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty").mkdir()

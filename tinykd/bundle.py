@@ -21,6 +21,7 @@ from .codegen import Names, render_arduino, render_tflm_sources, tflm_method
 from .errors import TinykdError
 from .memory import ArenaEstimate, arena_target, estimate_arena, measure_arena
 from .tflite import Model
+from .tflm_host import known_abort
 
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.tflite"
@@ -184,6 +185,9 @@ def make_bundle(model: Model, board: Board, names: Names = Names(), measure: boo
     on the host (the result is in the manifest; the caller decides what a failure means)."""
     model.require_int8()
     registrations = tflm_registrations(model)
+    problem = known_abort(model)
+    if problem:
+        raise TinykdError(f"{model.path}: TFLM cannot run this model: {problem}")
     estimate = estimate_arena(model, board.pointer_bytes)
     target = arena_target(estimate, board)
     measured = measure_arena(model.path, start=estimate.total_bytes) if measure else None

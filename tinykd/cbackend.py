@@ -147,6 +147,9 @@ def _mean(model: Model, op: Operator) -> Layer:
 
 def _softmax(model: Model, op: Operator) -> Layer:
     (inp,), out = _io(model, op)
+    problem = cquant.softmax_scale_problem(op.options["beta"], inp.scale[0])
+    if problem:
+        raise TinykdError(f"{_where(model, op)}: {problem}")
     multiplier, shift, diff_min = cquant.softmax_parameters(op.options["beta"], inp.scale[0])
     depth = inp.shape[-1]
     fields = dict(rows=inp.elements // depth, depth=depth, input_multiplier=multiplier, input_left_shift=shift,

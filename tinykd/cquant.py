@@ -72,9 +72,24 @@ def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tupl
     return (multiplier << extra) // count, shift - extra
 
 
+SOFTMAX_DIFF_INTEGER_BITS = 5
+
+
+def softmax_scale_problem(beta: float, input_scale: float) -> str | None:
+    """Why TFLM's int8 SOFTMAX rejects this input scale (it aborts in Prepare, on a device too), or None.
+    It needs beta * input_scale * 2^26 > 1: a smaller scale means logits that are all but zero, as in an
+    untrained model."""
+    if beta * input_scale * (1 << (31 - SOFTMAX_DIFF_INTEGER_BITS)) > 1.0:
+        return None
+    return (f"its input scale {input_scale:.3g} is below what TFLM's int8 SOFTMAX accepts (beta x scale must "
+            f"exceed 2^-26, about 1.5e-8): the logits are all but zero (an untrained model?), and TFLM aborts "
+            "on such a model, on the device too")
+
+
 def softmax_parameters(beta: float, input_scale: float) -> tuple[int, int, int]:
-    """SOFTMAX's input multiplier, left shift and diff_min (5 integer bits for the scaled difference)."""
-    integer_bits = 5
+    """SOFTMAX's input multiplier, left shift and diff_min (5 integer bits for the scaled difference);
+    the scale must pass softmax_scale_problem."""
+    integer_bits = SOFTMAX_DIFF_INTEGER_BITS
     real = min(beta * input_scale * (1 << (31 - integer_bits)), (1 << 31) - 1.0)
     multiplier, shift = quantize_multiplier(real)
     radius = math.floor(((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / 2.0 ** shift)

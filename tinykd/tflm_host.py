@@ -123,9 +123,26 @@ def layer_outputs(model, row: np.ndarray, version: str | None = None) -> list[np
     return [result[f"layer{i}"] for i in range(len(model.operators))]
 
 
+def known_abort(model) -> str | None:
+    """Why TFLM will abort on this model, where that can be told before running it (it checks some
+    conditions with a bare abort()), or None."""
+    from .cquant import softmax_scale_problem
+
+    for op in model.operators:
+        if op.op == "SOFTMAX":
+            scale = model.tensors[op.inputs[0]].scale
+            problem = softmax_scale_problem(op.options["beta"], scale[0]) if scale else None
+            if problem:
+                return f"layer {op.index} (SOFTMAX): {problem}"
+    return None
+
+
 def _run_child(model, inputs: np.ndarray, trace: bool, version: str | None) -> dict:
     from .errors import TinykdError
 
+    problem = known_abort(model)
+    if problem:
+        raise TinykdError(f"{model.path}: TFLM cannot run this model: {problem}")
     version = version or installed_version()
     python = python_for(version)
     with tempfile.TemporaryDirectory(prefix="tinykd-tflm-") as folder:
@@ -141,7 +158,8 @@ def _run_child(model, inputs: np.ndarray, trace: bool, version: str | None) -> d
                                preexec_fn=_limit_child)
         if child.returncode != 0:
             raise TinykdError(f"{model.path}: the host TFLM (tflite-micro {version}) "
-                              f"{_describe_failure(child)} on this model; it cannot serve as the reference")
+                              f"{_describe_failure(child)} on this model{_softmax_hint(model)}; it cannot "
+                              "serve as the reference")
         with np.load(result) as data:
             return {name: data[name] for name in data.files}
 
@@ -161,6 +179,15 @@ def _describe_failure(child: subprocess.CompletedProcess) -> str:
         what = f"failed (exit code {child.returncode})"
     lines = [line.strip() for line in child.stderr.splitlines() if line.strip()]
     return f"{what}: {lines[-1]}" if lines else what
+
+
+def _softmax_hint(model) -> str:
+    """TFLM's int8 SOFTMAX aborts while running when the exponentials of a row sum to 512 or more,
+    which takes at least 512 nearly equal logits."""
+    if any(op.op == "SOFTMAX" and model.tensors[op.inputs[0]].shape[-1] >= 512 for op in model.operators):
+        return (" (its int8 SOFTMAX aborts when 512 or more classes have nearly equal logits, as in an "
+                "untrained model)")
+    return ""
 
 
 # ---- the child ------------------------------------------------------------------------------------

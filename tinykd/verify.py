@@ -175,7 +175,10 @@ def check_c_backend(model: Model, sources: dict[str, str], board, vectors: int =
     from .firmware import build_firmware, make_runner
 
     inputs = random_inputs(model, vectors, seed)
-    reference = tflm_outputs(model, inputs)
+    try:
+        reference = tflm_outputs(model, inputs)
+    except TinykdError as exc:
+        raise TinykdError(f"{exc}; tinykd build --no-check writes the bundle without checking it") from None
     with tempfile.TemporaryDirectory(prefix="tinykd-check-") as folder:
         c_dir = Path(folder) / "c"
         write_tree(c_dir, sources)
