@@ -71,6 +71,20 @@ def zoo(tmp_path_factory):
         return build_zoo(tmp_path_factory.mktemp("zoo"))
 
 
+@pytest.fixture(scope="session")
+def suite_models(request, tmp_path_factory):
+    """The real-scale models of tests/model_suite.py as INT8 .tflite files: name -> path. They are kept in
+    pytest's cache under a key of their sources and TensorFlow's version, so only a change reconverts."""
+    from model_suite import convert_suite, source_key
+
+    from tinykd.console import quiet
+
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
+    folder = cache.mkdir("tinykd-model-suite") / source_key() if cache else tmp_path_factory.mktemp("suite")
+    with quiet():
+        return convert_suite(folder)
+
+
 def write_counting_set(folder, images=200, size=32, most=5, unlabelled=10, seed=0) -> dict:
     """Synthetic people counting: N bright 5x5 "figures" on a noisy background, N in 0..most; the last
     `unlabelled` images have a null count. Returns count.json's content."""

@@ -230,14 +230,13 @@ def test_build_writes_the_bundle_and_is_byte_identical(zoo, tmp_path, monkeypatc
 
 def dead_channel_model(folder: Path) -> Path:
     """Two convolutions of 40 and 36 output channels; channel 5 of the first is dead: an all-zero filter
-    whose scale is 0, so its multiplier is 0, as in pruned real models. Its block of 32 channels then
-    mixes that channel with live ones."""
+    and bias with scale 0, so its multiplier is 0, as in pruned real models. Its block of 32 channels
+    then mixes that channel with live ones."""
     import keras
     import numpy as np
-    from ai_edge_litert import schema_py_generated as schema
-    import flatbuffers
     from keras import layers
 
+    from model_suite import zero_dead_scales
     from tinykd.quantize import to_int8_tflite
 
     keras.utils.set_random_seed(5)
@@ -248,15 +247,8 @@ def dead_channel_model(folder: Path) -> Path:
     weights[..., 5], bias[5] = 0, 0
     conv.set_weights([weights, bias])
     data = to_int8_tflite(keras.Model(inputs, x), np.random.default_rng(5).random((16, 8, 8, 8), dtype=np.float32))
-    model = schema.ModelT.InitFromPackedBuf(data, 0)
-    graph = model.subgraphs[0]
-    first = next(op for op in graph.operators if model.operatorCodes[op.opcodeIndex].builtinCode == 3)  # CONV_2D
-    quantization = graph.tensors[first.inputs[1]].quantization
-    quantization.scale = [0.0 if c == 5 else s for c, s in enumerate(quantization.scale)]
-    builder = flatbuffers.Builder(len(data) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     path = folder / "dead_channel.tflite"
-    path.write_bytes(bytes(builder.Output()))
+    path.write_bytes(zero_dead_scales(data, str(path)))
     return path
 
 
