@@ -205,6 +205,7 @@ def convert_suite(folder: Path) -> dict[str, Path]:
         if not paths[name].exists():
             model, calibration = build(name, seed)
             partial = paths[name].with_suffix(f".{os.getpid()}.partial")
-            partial.write_bytes(zero_dead_scales(to_int8_tflite(model, calibration), str(paths[name])))
+            data = to_int8_tflite(model, calibration, per_channel_dense=True)  # the converter's default
+            partial.write_bytes(zero_dead_scales(data, str(paths[name])))
             partial.replace(paths[name])
     return paths

@@ -224,8 +224,19 @@ def test_build_writes_the_bundle_and_is_byte_identical(zoo, tmp_path, monkeypatc
     assert c_backend["ram_bytes"] == int(re.search(r"TINYKD_ARENA_BYTES (\d+)", header).group(1))
     assert c_backend["ram_bytes"] < manifest["arena"]["planned_bytes"]
     assert 0 < c_backend["flash_bytes"] < manifest["flash"]["total_bytes"]
-    assert "CONFIG_TENSORFLOW_LITE_MICRO=y" in (tmp_path / "a" / "zephyr" / "prj.conf").read_text()
+    # The RTOS glue carries what RIOT and Zephyr need to build it as written.
+    prj = (tmp_path / "a" / "zephyr" / "prj.conf").read_text()
+    assert "CONFIG_TENSORFLOW_LITE_MICRO=y" in prj and "CONFIG_STD_CPP17=y" in prj  # Zephyr defaults to older C++
+    zephyr_readme = (tmp_path / "a" / "zephyr" / "README.md").read_text()
+    assert "west config manifest.group-filter -- +optional" in zephyr_readme  # tflite-micro is optional there
+    assert '#include "tensorflow/lite/micro/micro_interpreter.h"' in zephyr_readme
     assert "SRCXXEXT = cc" in (tmp_path / "a" / "riot" / "tinykd_model" / "Makefile").read_text()
+    riot_include = (tmp_path / "a" / "riot" / "tinykd_model" / "Makefile.include").read_text()
+    assert "CXXEXFLAGS += -Wno-unused-parameter" in riot_include  # RIOT's -Wextra -Werror vs TFLM's headers
+    riot_readme = (tmp_path / "a" / "riot" / "README.md").read_text()
+    assert "pm_off()" in riot_readme and "30 minutes" in riot_readme
+    assert manifest["tflm"]["pinned_by"]["riot"]["tflite_micro"] == "0.dev20240520175645"
+    assert "FULLY_CONNECTED" in manifest["tflm"]["pinned_by"]["zephyr"]["problem"]  # the zoo's dense weights
 
 
 def dead_channel_model(folder: Path) -> Path:

@@ -58,6 +58,13 @@ def test_int8_model_is_full_integer(run_dir):
     assert dtypes <= {np.int8, np.int32}, f"float tensors left in the INT8 model: {dtypes}"
     quantized = json.loads((run_dir / "student_quantize.json").read_text())
     assert quantized["int8"]["test_accuracy"] > 0.3, "the INT8 model must still classify digits"
+    # one weight scale per dense layer: the TFLM versions RIOT and Zephyr pin compute nothing else right
+    from tinykd.tflite import read_model
+
+    model = read_model(run_dir / "student_int8.tflite")
+    dense = [op for op in model.operators if op.op == "FULLY_CONNECTED"]
+    assert dense and all(len(model.op_inputs(op)[1].scale) == 1 for op in dense)
+    assert not quantized["per_channel_dense"]
 
 
 def test_int8_accuracy_agrees_with_evaluate(run_dir, capsys):

@@ -116,6 +116,38 @@ def test_models_tflm_aborts_on_are_one_line_errors_not_signals(tmp_path, monkeyp
     assert "--no-check writes the bundle without checking it" in capsys.readouterr().err
 
 
+RIOT_TFLM = "0.dev20240520175645"
+
+
+def test_verify_against_riots_tflm_names_the_layer_where_the_versions_differ(zoo, tmp_path, monkeypatch, capsys):
+    """RIOT's TFLM (2024-05) computes per-channel dense layers with the first channel's scale. The zoo's
+    models have them (the converter's default): there RIOT's TFLM and the latest differ, first at a
+    FULLY_CONNECTED, and verify --tflm riot reports that layer and fails, since the C backend computes
+    today's bytes. With one scale per dense layer (the pipeline's default) all three agree."""
+    from zoo import build_zoo
+
+    monkeypatch.chdir(tmp_path)
+    names = ("mlp", "concat_mul")  # dense layers only; hard-swish, a sigmoid gate and a dense head
+    per_tensor = build_zoo(tmp_path, names, per_channel_dense=False)
+    for name in names:
+        code, out, err = verify(tmp_path, capsys, "--board", "native", "--model", str(zoo[name]), "--out",
+                                f"per-channel/{name}", "--tflm", "riot", "--vectors", "10")
+        report = json.loads((tmp_path / "per-channel" / name / "verify.json").read_text())
+        versions, layer = report["tflm_versions"], report["first_divergent_layer"]
+        assert code == 1 and report["tflm"]["version"] == versions["reference"] == RIOT_TFLM, (out, err)
+        assert versions["byte_equal"] < 10 and versions["first_divergent_layer"]["op"] == "FULLY_CONNECTED"
+        assert layer["layer"] == versions["first_divergent_layer"]["layer"]
+        assert f"they first differ at layer {layer['layer']} (FULLY_CONNECTED)" in out
+        assert f"differs from TFLM (tflite-micro {RIOT_TFLM}, host)" in err
+
+        code, out, err = verify(tmp_path, capsys, "--board", "native", "--model", str(per_tensor[name]), "--out",
+                                f"per-tensor/{name}", "--tflm", "riot", "--vectors", "10")
+        report = json.loads((tmp_path / "per-tensor" / name / "verify.json").read_text())
+        assert code == 0 and report["bit_exact"], (out, err)
+        assert report["tflm_versions"]["byte_equal"] == 10 and "first_divergent_layer" not in report["tflm_versions"]
+        assert f"agree on 10 of 10 vectors" in out
+
+
 def test_verify_errors_are_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty").mkdir()

@@ -113,14 +113,17 @@ BUILDERS = {f.__name__: f for f in (plain_conv, depthwise_separable, residual_ad
                                     odd_channels, strides_padding, mlp, concat_mul, tiny_student)}
 
 
-def build_zoo(folder: Path) -> dict[str, Path]:
-    """Every zoo model as an INT8 .tflite in `folder`: name -> path."""
+def build_zoo(folder: Path, names=tuple(BUILDERS), per_channel_dense: bool = True) -> dict[str, Path]:
+    """The zoo's models (all, or `names`) as INT8 .tflite files in `folder`: name -> path. Dense weights
+    per channel by default, as the converter does (../shared's TFLM figures are of these files)."""
     paths = {}
     for index, (name, builder) in enumerate(BUILDERS.items()):
+        if name not in names:
+            continue
         keras.utils.set_random_seed(index)
         model = builder()
         rng = np.random.default_rng(index)
         representative = rng.random((32,) + tuple(model.input_shape[1:]), dtype=np.float32)
         paths[name] = folder / f"{name}.tflite"
-        paths[name].write_bytes(to_int8_tflite(model, representative))
+        paths[name].write_bytes(to_int8_tflite(model, representative, per_channel_dense=per_channel_dense))
     return paths

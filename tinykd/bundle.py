@@ -21,7 +21,7 @@ from .codegen import Names, render_arduino, render_tflm_sources, tflm_method
 from .errors import TinykdError
 from .memory import ArenaEstimate, arena_target, estimate_arena, measure_arena
 from .tflite import Model
-from .tflm_host import known_abort
+from .tflm_host import installed_version, known_abort, pinned_versions
 
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.tflite"
@@ -204,6 +204,7 @@ def make_bundle(model: Model, board: Board, names: Names = Names(), measure: boo
     files[MODEL_FILE] = model.data
     info = manifest(model, board, estimate, target, fit, measured, files, names)
     info["c_backend"] = c_backend
+    info["tflm"] = {"pinned_by": pinned_versions(model), "checked_against": installed_version()}
     files[MANIFEST] = (json.dumps(info, indent=2, sort_keys=True) + "\n").encode()
     return Bundle(files, info, fit)
 

@@ -422,6 +422,10 @@ def cmd_build(args) -> int:
         return 1
     if check.get("passed"):
         print(f"tinykd: C backend checked: {check['vectors']} random vectors byte-equal with {check['reference']}")
+    for rtos, pinned in bundle.manifest["tflm"]["pinned_by"].items():
+        if pinned["problem"]:
+            print(f"tinykd: warning: {pinned['pin']} {pinned['problem']}; quantize with one weight scale per "
+                  "dense layer (the pipeline's default, quantize.per_channel_dense = false)", file=sys.stderr)
     arena = bundle.manifest["arena"]
     if "tflm_measured_bytes" in arena:
         print(f"tinykd: on this 64-bit host TFLM needs an arena of {arena['tflm_measured_bytes']:,} bytes "
@@ -493,7 +497,8 @@ def cmd_verify(args) -> int:
         return 0
     failed = next(r for r in report["runtimes"] if not r["cross_check"] and r["byte_equal"] != r["vectors"])
     first = failed.get("first_mismatch", {})
-    print(f"tinykd: error: {failed['runtime']} differs from TFLM on {failed['vectors'] - failed['byte_equal']:,} "
+    print(f"tinykd: error: {failed['runtime']} differs from {report['reference']} on "
+          f"{failed['vectors'] - failed['byte_equal']:,} "
           f"vectors; first: vector {first.get('vector')}, output {first.get('output_index')} "
           f"(TFLM {first.get('expected')}, got {first.get('got')})", file=sys.stderr)
     layer = report.get("first_divergent_layer")

@@ -84,6 +84,9 @@ class QuantizeConfig:
     """Full-integer INT8 conversion."""
 
     representative_samples: int = 500
+    per_channel_dense: bool = False
+    """Per-channel FULLY_CONNECTED weights: the TFLM versions RIOT and Zephyr pin (2024) miscompute or
+    refuse them, so the default is one scale per dense layer."""
 
 
 @dataclass

@@ -93,7 +93,7 @@ def quantize_stage(config: PipelineConfig, dataset: Dataset, model: Path, force:
     summary_path = model.with_name(f"{model.stem}_quantize.json")
     if _fresh(model.with_name(f"{model.stem}_int8.tflite"), force, "INT8 model"):
         summary = quantize_model(model, dataset, model.parent, config.quantize.representative_samples,
-                                 config.seed)
+                                 config.seed, config.quantize.per_channel_dense)
         print(f"tinykd: wrote {summary['int8']['path']} ({summary['int8']['bytes']:,} bytes, "
               f"test accuracy {summary['int8']['test_accuracy']:.2%}) and {summary['float32']['path']}")
         return summary

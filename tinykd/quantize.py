@@ -2,7 +2,9 @@
 
 The model is converted with a fixed batch size of 1: a dynamic batch adds SHAPE/STRIDED_SLICE/PACK ops
 around Flatten/Reshape that a microcontroller does not need. TF 2.21 quantizes FULLY_CONNECTED weights
-per channel.
+per channel; the TFLM versions RIOT and Zephyr pin (2024) do not support that (RIOT's computes every
+channel with the first channel's scale, Zephyr's refuses the layer), so the pipeline asks for
+per-tensor dense weights, which every TFLM version computes alike.
 """
 
 from __future__ import annotations
@@ -58,10 +60,13 @@ def _samples(representative):
     return ([sample[None].astype(np.float32)] for sample in representative)
 
 
-def to_int8_tflite(model, representative: np.ndarray | list[np.ndarray], float_output: bool = False) -> bytes:
+def to_int8_tflite(model, representative: np.ndarray | list[np.ndarray], float_output: bool = False,
+                   per_channel_dense: bool = False) -> bytes:
     """Full-integer INT8: every op int8, int8 input and output, calibrated on `representative`
     (an array of samples, or for a multi-input model a list of such arrays, one per input).
-    `float_output` keeps float32 outputs: the converter ends each with a DEQUANTIZE."""
+    `float_output` keeps float32 outputs: the converter ends each with a DEQUANTIZE.
+    `per_channel_dense` gives FULLY_CONNECTED one weight scale per output unit, as the converter does by
+    default; without it one per layer (see the module's docstring)."""
     import tensorflow as tf
 
     converter = _converter(model)
@@ -70,6 +75,7 @@ def to_int8_tflite(model, representative: np.ndarray | list[np.ndarray], float_o
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.float32 if float_output else tf.int8
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel_dense
     try:
         return _convert(converter)
     except Exception as exc:
@@ -84,7 +90,7 @@ def representative_set(dataset: Dataset, samples: int, seed: int = 0) -> np.ndar
 
 
 def quantize_model(model_path: Path, dataset: Dataset, out_dir: Path | None = None,
-                   representative_samples: int = 500, seed: int = 0) -> dict:
+                   representative_samples: int = 500, seed: int = 0, per_channel_dense: bool = False) -> dict:
     """Write `<stem>_int8.tflite` and `<stem>_float32.tflite` beside the model (or into out_dir),
     measure their accuracy on the test split, and write `<stem>_quantize.json`. Returns that summary."""
     import keras
@@ -102,7 +108,7 @@ def quantize_model(model_path: Path, dataset: Dataset, out_dir: Path | None = No
     int8_path, float_path = out_dir / f"{stem}_int8.tflite", out_dir / f"{stem}_float32.tflite"
     representative = representative_set(dataset, representative_samples, seed)
     print(f"tinykd: quantizing {model_path} to INT8 with {len(representative)} representative images")
-    write_bytes(int8_path, to_int8_tflite(model, representative))
+    write_bytes(int8_path, to_int8_tflite(model, representative, per_channel_dense=per_channel_dense))
     write_bytes(float_path, to_float_tflite(model))
     summary = {
         "model": str(model_path),
@@ -112,6 +118,7 @@ def quantize_model(model_path: Path, dataset: Dataset, out_dir: Path | None = No
                     "test_accuracy": accuracy_of(predict(float_path, dataset.x_test), dataset.y_test)},
         "keras_test_accuracy": accuracy_of(predict(model_path, dataset.x_test, model=model), dataset.y_test),
         "representative_samples": len(representative),
+        "per_channel_dense": per_channel_dense,
         "test_images": len(dataset.x_test),
     }
     write_json(out_dir / f"{stem}_quantize.json", summary)

@@ -30,11 +30,11 @@ ADDRESS_SPACE_BYTES = 16 << 30
 """The child's address-space limit: a runaway allocation ends it instead of the machine's memory."""
 
 PINNED = {
-    "riot": ("0.dev20240520175645", "RIOT's pkg/tflite-micro pins TFLM 8e22946 (2024-05-20)"),
-    "zephyr": ("0.dev20240529040542", "Zephyr's optional tflite-micro module pins 48613f7 (2024-06), "
-                                      "upstream 71fba59 (2024-05-29) plus Zephyr's build files"),
+    "riot": ("0.dev20240520175645", "RIOT's TFLM (pkg/tflite-micro: 8e22946, 2024-05-20)"),
+    "zephyr": ("0.dev20240529040542", "Zephyr's TFLM (module tflite-micro: 48613f7, 2024-06, on upstream "
+                                      "71fba59 of 2024-05-29)"),
 }
-"""RTOS name -> (the PyPI nightly built from the TFLM commit it pins, what that pin is)."""
+"""RTOS -> (the PyPI nightly built from the TFLM commit it pins, which TFLM that is)."""
 _NIGHTLY = re.compile(r"0\.dev\d{14}")
 OLD_NUMPY = "numpy<2"
 """The 2023-2024 nightlies were built against numpy 1."""
@@ -123,6 +123,21 @@ def layer_outputs(model, row: np.ndarray, version: str | None = None) -> list[np
     return [result[f"layer{i}"] for i in range(len(model.operators))]
 
 
+def pinned_versions(model) -> dict[str, dict]:
+    """For RIOT and Zephyr: the TFLM version each pins, and what it does wrong on this model, if anything.
+    Those 2024 versions compute every op tinykd supports as the latest does, except FULLY_CONNECTED
+    layers with per-channel weights: RIOT's uses the first channel's scale for all (fixed upstream in
+    2024-09), Zephyr's refuses them."""
+    per_channel = [op.index for op in model.operators
+                   if op.op == "FULLY_CONNECTED" and len(model.op_inputs(op)[1].scale) > 1]
+    layers = f"layer{'s' if len(per_channel) > 1 else ''} {', '.join(map(str, per_channel))}"
+    problems = {"riot": f"computes the per-channel FULLY_CONNECTED {layers} with the first channel's weight "
+                        "scale for every channel: its outputs differ from TFLM's today",
+                "zephyr": f"refuses the per-channel FULLY_CONNECTED {layers} (AllocateTensors fails)"}
+    return {name: {"tflite_micro": version, "pin": pin, "problem": problems[name] if per_channel else None}
+            for name, (version, pin) in PINNED.items()}
+
+
 def known_abort(model) -> str | None:
     """Why TFLM will abort on this model, where that can be told before running it (it checks some
     conditions with a bare abort()), or None."""
@@ -157,9 +172,11 @@ def _run_child(model, inputs: np.ndarray, trace: bool, version: str | None) -> d
                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                preexec_fn=_limit_child)
         if child.returncode != 0:
+            known = [f" ({p['pin']} {p['problem']})" for p in pinned_versions(model).values()
+                     if p["tflite_micro"] == version and p["problem"]]
             raise TinykdError(f"{model.path}: the host TFLM (tflite-micro {version}) "
-                              f"{_describe_failure(child)} on this model{_softmax_hint(model)}; it cannot "
-                              "serve as the reference")
+                              f"{_describe_failure(child)} on this model{''.join(known) or _softmax_hint(model)}; "
+                              "it cannot serve as the reference")
         with np.load(result) as data:
             return {name: data[name] for name in data.files}
 

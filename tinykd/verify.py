@@ -225,7 +225,7 @@ def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np
     if not manifest["c_backend"]["available"]:
         raise TinykdError(f"{bundle_dir}: no C backend to verify: {manifest['c_backend']['reason']}")
     version, latest = tflm_host.resolve(tflm), tflm_host.installed_version()
-    pinned = f", {tflm_host.PINNED[tflm][1]}" if tflm in tflm_host.PINNED else ""
+    pinned = f": {tflm_host.PINNED[tflm][1]}" if tflm in tflm_host.PINNED else ""
     progress(f"tinykd: {len(inputs):,} vectors ({inputs_source}) through TFLM {version} on the host (the "
              f"reference{pinned})")
     reference = tflm_outputs(model, inputs, version)
