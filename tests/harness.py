@@ -70,11 +70,26 @@ def assert_bit_exact(model, vectors, folder, kernels="portable"):
                     f"(max |diff| {np.abs(diff).max()})")
 
 
-def assert_bit_exact_on_qemu(model, vectors, folder, board="mps2-an500", kernels="portable"):
+def run_on_qemu(model, vectors, folder, board="mps2-an500", kernels="portable") -> bytes:
+    """Outputs of the firmware built for `board` (in QEMU) for every vector, back to back."""
     board = load_board(board)
     c_dir = folder / "c"
     write_tree(c_dir, generate_c_backend(model, kernels))
     firmware = build_firmware(c_dir, board, folder / "fw" / board.name, target="qemu")
     outputs, _ = make_runner("qemu", firmware, board).run(rows_of(vectors))
-    assert outputs.tobytes() == run_tflm(model, vectors), \
-        f"{model.path}: QEMU {board.cpu} output ({kernels} kernels) differs from TFLM"
+    return outputs.tobytes()
+
+
+def assert_bit_exact_on_qemu(model, vectors, folder, board="mps2-an500", kernels="portable"):
+    assert run_on_qemu(model, vectors, folder, board, kernels) == run_tflm(model, vectors), \
+        f"{model.path}: QEMU {load_board(board).cpu} output ({kernels} kernels) differs from TFLM"
+
+
+def differing_bytes(model, ours: bytes, golden: bytes) -> list[int]:
+    """For each graph output, how many of its bytes differ over all vectors (outputs back to back per
+    vector, as run_c and run_tflm give them)."""
+    assert len(ours) == len(golden)
+    sizes = [t.nbytes for t in model.output_tensors()]
+    differ = np.frombuffer(ours, np.uint8).reshape(-1, sum(sizes)) != np.frombuffer(golden, np.uint8).reshape(
+        -1, sum(sizes))
+    return [int(part.sum()) for part in np.split(differ, np.cumsum(sizes)[:-1], axis=1)]
