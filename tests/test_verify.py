@@ -116,6 +116,27 @@ def test_models_tflm_aborts_on_are_one_line_errors_not_signals(tmp_path, monkeyp
     assert "--no-check writes the bundle without checking it" in capsys.readouterr().err
 
 
+def test_a_depthwise_conv_without_bias_crashes_tflm_and_is_reported(zoo, tmp_path, monkeypatch, capsys):
+    """TFLM segfaults on a DEPTHWISE_CONV_2D whose optional bias is absent (the converter always writes
+    one): one line naming the signal and the layer."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    monkeypatch.chdir(tmp_path)
+    data = zoo["depthwise_separable"].read_bytes()
+    flat = schema.ModelT.InitFromPackedBuf(data, 0)
+    depthwise = next(op for op in flat.subgraphs[0].operators
+                     if flat.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.DEPTHWISE_CONV_2D)
+    depthwise.inputs = [depthwise.inputs[0], depthwise.inputs[1], -1]
+    builder = flatbuffers.Builder(len(data))
+    builder.Finish(flat.Pack(builder), file_identifier=b"TFL3")
+    (tmp_path / "no_bias.tflite").write_bytes(bytes(builder.Output()))
+    code, _, err = verify(tmp_path, capsys, "--board", "native", "--model", "no_bias.tflite", "--vectors", "2")
+    assert code == 2 and err.count("\n") == 1, err
+    assert re.search(r"crashed \(SIG[A-Z]+\) on this model \(it crashes on a DEPTHWISE_CONV_2D without a bias "
+                     r"input \(layer \d+\)\)", err), err
+
+
 RIOT_TFLM = "0.dev20240520175645"
 
 

@@ -175,7 +175,7 @@ def _run_child(model, inputs: np.ndarray, trace: bool, version: str | None) -> d
             known = [f" ({p['pin']} {p['problem']})" for p in pinned_versions(model).values()
                      if p["tflite_micro"] == version and p["problem"]]
             raise TinykdError(f"{model.path}: the host TFLM (tflite-micro {version}) "
-                              f"{_describe_failure(child)} on this model{''.join(known) or _softmax_hint(model)}; "
+                              f"{_describe_failure(child)} on this model{''.join(known) or _crash_hint(model)}; "
                               "it cannot serve as the reference")
         with np.load(result) as data:
             return {name: data[name] for name in data.files}
@@ -198,13 +198,19 @@ def _describe_failure(child: subprocess.CompletedProcess) -> str:
     return f"{what}: {lines[-1]}" if lines else what
 
 
-def _softmax_hint(model) -> str:
-    """TFLM's int8 SOFTMAX aborts while running when the exponentials of a row sum to 512 or more,
-    which takes at least 512 nearly equal logits."""
+def _crash_hint(model) -> str:
+    """What in the model is known to crash TFLM while it runs: its int8 SOFTMAX aborts when the
+    exponentials of a row sum to 512 or more (512 or more nearly equal logits), and its
+    DEPTHWISE_CONV_2D dereferences a missing bias (the converter always writes one)."""
+    hints = []
     if any(op.op == "SOFTMAX" and model.tensors[op.inputs[0]].shape[-1] >= 512 for op in model.operators):
-        return (" (its int8 SOFTMAX aborts when 512 or more classes have nearly equal logits, as in an "
-                "untrained model)")
-    return ""
+        hints.append("its int8 SOFTMAX aborts when 512 or more classes have nearly equal logits, as in an "
+                     "untrained model")
+    no_bias = [op.index for op in model.operators
+               if op.op == "DEPTHWISE_CONV_2D" and (len(op.inputs) < 3 or op.inputs[2] < 0)]
+    if no_bias:
+        hints.append(f"it crashes on a DEPTHWISE_CONV_2D without a bias input (layer {no_bias[0]})")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 # ---- the child ------------------------------------------------------------------------------------
