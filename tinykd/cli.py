@@ -427,9 +427,11 @@ def cmd_build(args) -> int:
             print(f"tinykd: warning: {pinned['pin']} {pinned['problem']}; quantize with one weight scale per "
                   "dense layer (the pipeline's default, quantize.per_channel_dense = false)", file=sys.stderr)
     arena = bundle.manifest["arena"]
+    print(f"tinykd: tensor arena: {arena['target_bytes']:,} bytes with TFLM's reference kernels "
+          f"(kTensorArenaSize), {arena['cmsis_nn']['target_bytes']:,} with CMSIS-NN's (kTensorArenaSizeCmsisNn)")
     if "tflm_measured_bytes" in arena:
-        print(f"tinykd: on this 64-bit host TFLM needs an arena of {arena['tflm_measured_bytes']:,} bytes "
-              f"(estimated: {arena['host_estimated_bytes']:,})")
+        print(f"tinykd: on this 64-bit host the Python TFLM interpreter needs an arena of "
+              f"{arena['tflm_measured_bytes']:,} bytes (a plain 64-bit TFLM build: {arena['host_estimated_bytes']:,})")
     if not bundle.fit.fits:
         over = [what for what, ok in (("flash", bundle.fit.fits_flash), ("RAM", bundle.fit.fits_ram)) if not ok]
         print(f"tinykd: error: {model_path.name} does not fit {board.name}: not enough {' and '.join(over)}; "
