@@ -4,9 +4,10 @@ FULLY_CONNECTED) on emulated Cortex-M4 and Cortex-M7 cores, measured side by sid
     .venv/bin/python bench/kernels.py [--vectors N]
 
 Each case is a one-layer INT8 model (the layer's requantization and the copies of the graph input and
-output are counted too). Its C backend is built twice, once with each kernel variant, into the
-verification firmware for each core and run on QEMU with -icount shift=0, where the count is exact and
-repeatable. Every run's outputs are compared with TFLM's on the host. Not a test: run it by hand.
+output are counted too). Its C backend is built into the verification firmware for each core twice, once
+with each kernel variant (forced with -DTK_KERNELS), and run on QEMU with -icount shift=0, where the
+count is exact and repeatable. Every run's outputs are compared with TFLM's on the host. Not a test: run
+it by hand.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from tinykd.boards import load_board  # noqa: E402
+from tinykd.boards import forced_kernels, load_board  # noqa: E402
 from tinykd.artifacts import write_tree  # noqa: E402
 from tinykd.cbackend import generate_c_backend  # noqa: E402
 from tinykd.console import quiet  # noqa: E402
@@ -80,8 +81,8 @@ def tflm_outputs(model, rows: np.ndarray) -> bytes:
 def instructions(model, variant: str, board_name: str, rows: np.ndarray, folder: Path, golden: bytes) -> int:
     board = load_board(board_name)
     c_dir = folder / "c"
-    write_tree(c_dir, generate_c_backend(model, variant))
-    firmware = build_firmware(c_dir, board, folder / "fw", target="qemu")
+    write_tree(c_dir, generate_c_backend(model))
+    firmware = build_firmware(c_dir, forced_kernels(board, variant), folder / "fw", target="qemu")
     outputs, count = make_runner("qemu", firmware, board).run(rows)
     if outputs.tobytes() != golden:
         raise SystemExit(f"{variant} on {board.cpu}: outputs differ from TFLM")

@@ -6,7 +6,7 @@ For each model: the smallest arena the real TFLM interpreter accepts on the host
 bisection, `tinykd.memory.measure_arena`), TFLM's planned head alone (its greedy plan of the
 activations), the C backend's RAM (its one static arena; it has no other state) and their ratio, the
 model's MACs, and on the board's core in QEMU (exact instruction counts) the instructions per inference
-with the portable and the board's optimized kernels and the verification firmware's flash (text + data
+with the portable kernels (forced) and those the board's flags pick, and the verification firmware's flash (text + data
 of the ELF, optimized kernels) next to the .tflite's size, which TFLM needs in flash before its own code. Without arguments the zoo is built
 in a temporary folder (Keras and the TFLite converter, some seconds) and the MLPerf models are taken
 from ../shared/models when present. Not a test: run it by hand.
@@ -43,16 +43,16 @@ def on_board(model, board, folder: Path) -> dict:
     import numpy as np
 
     from tinykd.artifacts import write_tree
+    from tinykd.boards import forced_kernels
     from tinykd.cbackend import generate_c_backend
     from tinykd.firmware import build_firmware, make_runner
 
     rows = np.zeros((2, sum(t.nbytes for t in model.input_tensors())), np.int8)
     result = {}
-    for kernels in ("portable", "optimized"):
-        c_dir = folder / kernels / "c"
-        variant = board.kernels if kernels == "optimized" else "portable"
-        write_tree(c_dir, generate_c_backend(model, variant))
-        elf = build_firmware(c_dir, board, folder / kernels / "fw", target="qemu")
+    c_dir = folder / "c"
+    write_tree(c_dir, generate_c_backend(model))
+    for kernels, build_for in (("portable", forced_kernels(board, "portable")), ("optimized", board)):
+        elf = build_firmware(c_dir, build_for, folder / kernels / "fw", target="qemu")
         result[kernels] = make_runner("qemu", elf, board).run(rows)[1]
         size = subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True, check=True)
         text, data = (int(v) for v in size.stdout.splitlines()[1].split()[:2])
@@ -77,7 +77,7 @@ def row(path: Path, board, folder: Path) -> tuple:
 def main(argv: list[str]) -> int:
     import argparse
 
-    from tinykd.boards import load_board
+    from tinykd.boards import build_variant, load_board
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", type=Path)
@@ -87,7 +87,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as folder:
         paths = args.models or zoo_models(Path(folder)) + [
             SHARED_MODELS / name for name in MLPERF if (SHARED_MODELS / name).is_file()]
-        print(f"{board.name} ({board.cpu}): portable against {board.kernels} kernels")
+        print(f"{board.name} ({board.cpu}): portable against {build_variant(board)} kernels")
         print(f"{'model':<24} {'TFLM arena':>10} {'TFLM head':>10} {'C RAM':>8} {'C / TFLM':>9} {'MACs':>12} "
               f"{'portable':>12} {'optimized':>11} {'ratio':>8} {'fw flash':>9} {'.tflite':>8}")
         worst = 0.0

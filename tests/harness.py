@@ -1,5 +1,9 @@
 """Shared by the tests: the C backend compiled with the host gcc or for QEMU, and TFLM on the host, on the
-same input vectors; equal output bytes, never "within 1"."""
+same input vectors; equal output bytes, never "within 1".
+
+`kernels` forces a kernel variant (-DTK_KERNELS=...): natively, the dsp and mve variants run as their
+plain-C stand-ins; None keeps the variant the compiler's flags choose (portable on the host, the
+core's own on QEMU)."""
 
 import subprocess
 
@@ -8,7 +12,7 @@ import pytest
 
 from tinykd import tflm_host
 from tinykd.artifacts import write_tree
-from tinykd.boards import load_board
+from tinykd.boards import forced_kernels, kernels_define, load_board
 from tinykd.cbackend import generate_c_backend
 from tinykd.firmware import build_firmware, make_runner
 
@@ -40,12 +44,13 @@ def random_vectors(model, count, seed):
     return [[rng.integers(-128, 128, t.shape, dtype=np.int8) for t in model.input_tensors()] for _ in range(count)]
 
 
-def run_c(model, vectors, folder, kernels="portable") -> bytes:
+def run_c(model, vectors, folder, kernels=None) -> bytes:
     """Outputs of the generated C for every vector, back to back."""
-    sources = generate_c_backend(model, kernels)
+    sources = generate_c_backend(model)
     write_tree(folder, {**sources, "driver.c": DRIVER})
     c_files = ["driver.c"] + sorted(name for name in sources if name.endswith(".c"))
-    subprocess.run(["gcc", *CFLAGS, "-o", "model", *c_files], cwd=folder, check=True)
+    forced = [kernels_define(kernels)] if kernels else []
+    subprocess.run(["gcc", *CFLAGS, *forced, "-o", "model", *c_files], cwd=folder, check=True)
     (folder / "inputs.bin").write_bytes(b"".join(x.tobytes() for vector in vectors for x in vector))
     subprocess.run(["./model", "inputs.bin", "outputs.bin"], cwd=folder, check=True)
     return (folder / "outputs.bin").read_bytes()
@@ -61,7 +66,7 @@ def run_tflm(model, vectors) -> bytes:
     return tflm_host.outputs(model, rows_of(vectors)).tobytes()
 
 
-def assert_bit_exact(model, vectors, folder, kernels="portable"):
+def assert_bit_exact(model, vectors, folder, kernels=None):
     ours, golden = run_c(model, vectors, folder, kernels), run_tflm(model, vectors)
     assert len(ours) == len(golden)
     if ours != golden:
@@ -70,19 +75,20 @@ def assert_bit_exact(model, vectors, folder, kernels="portable"):
                     f"(max |diff| {np.abs(diff).max()})")
 
 
-def run_on_qemu(model, vectors, folder, board="mps2-an500", kernels="portable") -> bytes:
+def run_on_qemu(model, vectors, folder, board="mps2-an500", kernels=None) -> bytes:
     """Outputs of the firmware built for `board` (in QEMU) for every vector, back to back."""
     board = load_board(board)
     c_dir = folder / "c"
-    write_tree(c_dir, generate_c_backend(model, kernels))
-    firmware = build_firmware(c_dir, board, folder / "fw" / board.name, target="qemu")
+    write_tree(c_dir, generate_c_backend(model))
+    build_for = forced_kernels(board, kernels) if kernels else board
+    firmware = build_firmware(c_dir, build_for, folder / "fw" / board.name, target="qemu")
     outputs, _ = make_runner("qemu", firmware, board).run(rows_of(vectors))
     return outputs.tobytes()
 
 
-def assert_bit_exact_on_qemu(model, vectors, folder, board="mps2-an500", kernels="portable"):
+def assert_bit_exact_on_qemu(model, vectors, folder, board="mps2-an500", kernels=None):
     assert run_on_qemu(model, vectors, folder, board, kernels) == run_tflm(model, vectors), \
-        f"{model.path}: QEMU {load_board(board).cpu} output ({kernels} kernels) differs from TFLM"
+        f"{model.path}: QEMU {load_board(board).cpu} output ({kernels or 'its own'} kernels) differs from TFLM"
 
 
 def differing_bytes(model, ours: bytes, golden: bytes) -> list[int]:

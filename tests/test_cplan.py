@@ -1,9 +1,10 @@
 """The C backend's own arena plan (tinykd.cplan): small, valid, and safe for the kernels' loop orders.
 
 The bit-exact tests (test_cbackend.py, test_verify.py) run the planned code against TFLM; here:
-the RAM target against the real TFLM interpreter, the plan's invariants, the overlap distances
-against a simulation of the kernels' loops, and in C, every kernel variant with each output at the
-tightest overlap the planner allows, against the same layer with separate buffers.
+the RAM target against the real TFLM interpreter, the plan's invariants (for each kernel variant's
+plan), the overlap distances against a simulation of the kernels' loops, and in C, every kernel variant
+with each output at the tightest overlap the planner allows, against the same layer with separate
+buffers, and the DSP convolution, which needs a plan of its own above its channel block.
 """
 
 import subprocess
@@ -14,8 +15,10 @@ import pytest
 
 from tinykd import cbackend
 from tinykd.artifacts import write_tree
+from tinykd.boards import KERNEL_VARIANTS, kernels_define
 from tinykd.cbackend import arena_offsets, generate_c_backend
-from tinykd.cplan import ALIGNMENT, Block, CPlan, overlap_distance, place, plan_arena
+from tinykd.cplan import (ALIGNMENT, DSP_CONV_CHANNEL_BLOCK, Block, CPlan, arena_blocks, overlap_distance, place,
+                          plan_arena, plan_variants)
 from tinykd.cquant import same_padding
 from tinykd.memory import estimate_arena, measure_arena
 from tinykd.tflite import Model, Operator, Tensor, read_model
@@ -88,6 +91,31 @@ def test_plans_of_zoo_and_mlperf_models_are_valid(zoo):
         invoke = generate_c_backend(model)["tinykd_model.c"].split("int tinykd_invoke")[1]
         assert invoke.count("memcpy(") == len(model.inputs) + len(model.outputs)
         assert invoke.count("an alias of its input") == sum(op.op == "RESHAPE" for op in model.operators)
+        check_variant_plans(model)
+
+
+def check_variant_plans(model: Model) -> list[tuple[tuple[str, ...], CPlan]]:
+    """Every variant has one plan, valid under its own overlaps and no larger than its own best."""
+    plans = plan_variants(model)
+    assert sorted(v for variants, _ in plans for v in variants) == sorted(KERNEL_VARIANTS)
+    for variants, plan in plans:
+        for variant in variants:
+            blocks, overlaps = arena_blocks(model, kernels=variant)
+            assert CPlan(blocks, plan.offsets, overlaps).violations() == []
+            assert plan.size <= plan_arena(model, kernels=variant).size
+    return plans
+
+
+def test_variants_share_a_plan_unless_a_wide_dsp_convolution_needs_its_own(zoo):
+    """Only the DSP convolution with more than TK_RQ_BLOCK output channels forbids an overlap the others
+    allow: the zoo (at most 32 channels) has one plan, a 40-channel convolution two."""
+    for path in zoo.values():
+        assert [variants for variants, _ in check_variant_plans(read_model(path))] == [KERNEL_VARIANTS]
+    model = _wide_convolution()
+    plans = check_variant_plans(model)
+    assert [variants for variants, _ in plans] == [("portable", "mve"), ("dsp",)]
+    (_, shared), (_, dsp) = plans
+    assert shared.overlaps and not dsp.overlaps and shared.size < dsp.size
 
 
 def test_overlaps_put_residual_and_convolutions_in_place(zoo):
@@ -315,16 +343,47 @@ int main(void)
 
 
 def run_generated(model, kernels, folder, monkeypatch, offsets) -> bytes:
-    monkeypatch.setattr(cbackend, "arena_offsets", lambda m, in_place=True, kernels="portable": offsets)
-    sources = generate_c_backend(model, kernels)
+    """The model's outputs for one fixed input, built with the `kernels` variant and `offsets` (tensor
+    offsets, arena size) as the plan of every variant."""
+    plan = cbackend.ArenaPlan(KERNEL_VARIANTS, *offsets)
+    monkeypatch.setattr(cbackend, "arena_plans", lambda m, in_place=True: [plan])
+    sources = generate_c_backend(model)
     monkeypatch.undo()
     write_tree(folder, {**sources, "driver.c": DRIVER})
     c_files = ["driver.c"] + sorted(name for name in sources if name.endswith(".c"))
-    subprocess.run(["gcc", "-std=c99", "-O2", "-o", "model", *c_files], cwd=folder, check=True)
+    subprocess.run(["gcc", "-std=c99", "-O2", kernels_define(kernels), "-o", "model", *c_files], cwd=folder,
+                   check=True)
     return subprocess.run(["./model"], cwd=folder, check=True, capture_output=True).stdout
 
 
-@pytest.mark.parametrize("kernels", sorted({"portable"} | set(cbackend.KERNEL_VARIANTS)))
+def _wide_convolution() -> Model:
+    """One 3x3 SAME convolution of a graph input with more output channels than the DSP kernel's block."""
+    rng = np.random.default_rng(4)
+    b = _Builder()
+    channels = DSP_CONV_CHANNEL_BLOCK + 8
+    inp = b.tensor((1, 6, 6, 3), zero_point=5)
+    weights = b.tensor((channels, 3, 3, 3), data=rng.integers(-127, 128, (channels, 3, 3, 3), dtype=np.int8).tobytes(),
+                       scale=list(rng.uniform(0.001, 0.02, channels)))
+    out = b.tensor((1, 6, 6, channels), scale=0.1, zero_point=-3)
+    b.op("CONV_2D", [inp, weights, -1], out, strideH=1, strideW=1, dilationHFactor=1, dilationWFactor=1,
+         padding="SAME", fusedActivationFunction="NONE")
+    b.inputs, b.outputs = [inp], [out]
+    return b.model("wide.tflite")
+
+
+def test_the_dsp_convolution_needs_its_own_plan_above_its_channel_block(tmp_path, monkeypatch):
+    """At the portable kernels' tightest overlap the DSP kernel's second block of channels reads input
+    its first block has overwritten; its own plan keeps them apart."""
+    model = _wide_convolution()
+    separate = run_generated(model, "dsp", tmp_path / "separate", monkeypatch, arena_offsets(model, in_place=False))
+    tight = _tight_offsets(model, "portable")
+    assert run_generated(model, "portable", tmp_path / "portable", monkeypatch, tight) == separate
+    assert run_generated(model, "dsp", tmp_path / "dsp", monkeypatch, tight) != separate
+    own = arena_offsets(model, kernels="dsp")
+    assert run_generated(model, "dsp", tmp_path / "own", monkeypatch, own) == separate
+
+
+@pytest.mark.parametrize("kernels", KERNEL_VARIANTS)
 def test_every_kernel_variant_is_exact_at_the_tightest_overlap(kernels, tmp_path, monkeypatch):
     model = synthetic_model(3, SPATIAL + ELEMENTWISE, 66)
     separate = run_generated(model, kernels, tmp_path / "separate", monkeypatch,

@@ -1,4 +1,5 @@
-"""The verification firmware with a stand-in model: native, QEMU on three cores, link overflow, serial framing."""
+"""The verification firmware with a stand-in model: native, QEMU on three cores, link overflow, serial framing,
+and the kernel variant a board's host build compiles."""
 
 import binascii
 import os
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from tinykd.boards import load_board
+from tinykd.cbackend import RUNTIME_DIR
 from tinykd.errors import TinykdError
 from tinykd.firmware import (MACHINES, FrameReader, SerialRunner, build_firmware, encode_frame, make_runner,
                              render_linker_script)
@@ -77,6 +79,21 @@ def test_native_runs_1000_vectors(model_dir, golden, tmp_path):
     outputs, instructions = runner.run(golden)
     np.testing.assert_array_equal(outputs, stand_in(golden))
     assert instructions is None
+
+
+def test_native_build_for_a_board_compiles_the_kernels_its_flags_pick(golden, tmp_path):
+    """Natively, a Cortex-M board's firmware runs the kernel variant its own build compiles (as plain C),
+    which is how `tinykd build` checks a bundle; the host profile keeps the host's (portable)."""
+    model = write_model(tmp_path / "c", extra='#include "runtime/tinykd_kernels.h"', body="output[0] = TK_KERNELS;")
+    (model / "runtime").mkdir()
+    shutil.copy(RUNTIME_DIR / "tinykd_kernels.h", model / "runtime")
+    numbers = {"portable": 1, "dsp": 2, "mve": 3}  # TK_KERNELS_PORTABLE, _DSP and _MVE
+    for name, variant in (("native", "portable"), ("rpi-pico", "portable"), ("nucleo-f446re", "dsp"),
+                          ("mps3-an547", "mve")):
+        board = load_board(name)
+        outputs, _ = make_runner("native", build_firmware(model, board, tmp_path / name, "native"), board).run(
+            golden[:1])
+        assert outputs[0, 0] == numbers[variant], name
 
 
 @pytest.mark.parametrize("board_name", ["nucleo-f767zi", "nucleo-f446re", "rpi-pico"])

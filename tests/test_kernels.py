@@ -1,6 +1,6 @@
 """Every kernel of the C backend against TFLM, byte for byte, on random single-op cases, in every variant
-the kernel has: natively (host gcc; the dsp and mve variants as their plain-C stand-ins) and in QEMU
-(the real DSP and Helium instructions).
+the kernel has: natively (host gcc, the variant forced with -DTK_KERNELS; the dsp and mve variants as
+their plain-C stand-ins) and in QEMU (the real DSP and Helium instructions, picked by the core's flags).
 
 The cases come from tests/singleop.py, many branches to a model, each kernel's from its own seed:
 SMALL_CASES small ones, which also run in QEMU, then LARGE_CASES the size of real models' layers, in
@@ -22,7 +22,8 @@ import pytest
 from harness import differing_bytes, random_vectors, run_c, run_on_qemu, run_tflm
 from singleop import GENERATORS, KERNEL_OPS, LARGE, SMALL, Limits, build_model
 from tinykd import cquant
-from tinykd.cbackend import KERNEL_VARIANTS, SUPPORTED_OPS, build_layers
+from tinykd.boards import KERNEL_VARIANTS, build_variant, load_board
+from tinykd.cbackend import SUPPORTED_OPS, VARIANT_FILES, build_layers
 from tinykd.tflite import Model, parse_model
 
 KERNELS = sorted(GENERATORS)
@@ -32,8 +33,9 @@ CHUNK = 240
 VECTORS = 8
 QEMU_RUNS = [("mps2-an500", "portable"), ("mps2-an500", "dsp"), ("nucleo-f446re", "dsp"),
              ("nucleo-l552ze-q", "dsp"), ("mps3-an547", "mve"), ("rpi-pico", "portable")]
-"""(board, variant): M7, M4, M33 and M55 cores; the Cortex-M0+ runs DEQUANTIZE only, whose double
-arithmetic it does in software."""
+"""(board, variant): M7, M4, M33 and M55 cores, each with the variant its flags pick, and the M7 with the
+portable kernels forced; the Cortex-M0+ runs DEQUANTIZE only, whose double arithmetic it does in
+software."""
 SOFT_FLOAT_KERNELS = ["DEQUANTIZE"]
 
 
@@ -82,7 +84,7 @@ def variants(kernel: str) -> list[str]:
     """portable, and each variant that replaces one of the kernel's runtime files."""
     model, _ = cases_model(((kernel, range(1)),), SMALL)
     files = {name for layer in build_layers(model) for name in layer.files}
-    return ["portable"] + [v for v, replaced in KERNEL_VARIANTS.items() if files & set(replaced)]
+    return ["portable"] + [v for v, replaced in VARIANT_FILES.items() if files & set(replaced)]
 
 
 def mismatches(model: Model, cases: list, ours: bytes, golden: bytes, where: str) -> list[str]:
@@ -100,8 +102,10 @@ def test_every_kernel_and_variant_file_has_cases():
     """The generators cover every op the C backend has a kernel for (RESHAPE is an alias, no code),
     and every variant's files; every variant also runs in QEMU."""
     assert {op for ops in KERNEL_OPS.values() for op in ops} == set(SUPPORTED_OPS) - {"RESHAPE"}
-    assert {variant for _, variant in QEMU_RUNS} == {"portable", *KERNEL_VARIANTS}
-    for variant, replaced in KERNEL_VARIANTS.items():
+    assert {variant for _, variant in QEMU_RUNS} == set(KERNEL_VARIANTS) == {"portable", *VARIANT_FILES}
+    assert [(board, v) for board, v in QEMU_RUNS if build_variant(load_board(board)) != v] == [
+        ("mps2-an500", "portable")]  # the only forced one
+    for variant, replaced in VARIANT_FILES.items():
         kernels = [kernel for kernel in KERNELS if variant in variants(kernel)]
         files = {name for kernel in kernels for layer in build_layers(cases_model(((kernel, range(1)),), SMALL)[0])
                  for name in layer.files}
@@ -138,7 +142,8 @@ def test_small_cases_are_bit_exact_with_tflm_on_qemu(board, variant, tmp_path):
     kernels = SOFT_FLOAT_KERNELS if board == "rpi-pico" else [k for k in KERNELS if variant in variants(k)]
     model, cases = cases_model(tuple((kernel, range(SMALL_CASES)) for kernel in kernels), SMALL)
     vectors = random_vectors(model, VECTORS, seed=1)
-    ours = run_on_qemu(model, vectors, tmp_path, board, variant)
+    forced = None if build_variant(load_board(board)) == variant else variant
+    ours = run_on_qemu(model, vectors, tmp_path, board, forced)
     report(mismatches(model, cases, ours, run_tflm(model, vectors), f"{board} {variant}"), len(cases))
 
 

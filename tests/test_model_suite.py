@@ -1,19 +1,20 @@
 """The C backend on real-scale models with pruned channels, against TFLM: equal output bytes with every
-kernel variant on the host, and with the dsp kernels on an emulated Cortex-M7.
+kernel variant on the host (forced with -DTK_KERNELS), and on an emulated Cortex-M7, whose flags pick the
+dsp kernels.
 
 The models are those of tests/model_suite.py, plus MLPerf Tiny's own INT8 keyword spotting and image
 classification models when ../shared/models holds them. A mismatch is reported with the first vector
 and the first layer that differ.
 """
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tinykd import cquant
-from tinykd.cbackend import RUNTIME_DIR
+from tinykd.boards import KERNEL_VARIANTS, build_variant, load_board
+from tinykd.cplan import DSP_CONV_CHANNEL_BLOCK
 from tinykd.tflite import read_model
 from tinykd.verify import first_divergent_layer
 
@@ -22,12 +23,8 @@ from model_suite import BUILDERS, dead_channels
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 MLPERF_MODELS = ["kws_ref_model.tflite", "pretrainedResnet_quant.tflite"]
-KERNEL_VARIANTS = ("portable", "dsp", "mve")
 NATIVE_VECTORS, QEMU_VECTORS = 8, 3
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-
-DSP_CHANNEL_BLOCK = int(re.search(r"#define TK_RQ_BLOCK (\d+)", (RUNTIME_DIR / "conv_dsp.c").read_text()).group(1))
-"""Output channels the DSP conv kernel requantizes together, all on its fast path or all on its slow one."""
 
 
 def difference(model, vectors, c_dir, kernels, ours: bytes, golden: bytes) -> str:
@@ -36,7 +33,7 @@ def difference(model, vectors, c_dir, kernels, ours: bytes, golden: bytes) -> st
     vector = int(np.argmax((ours != golden).any(axis=1)))
     text = (f"{model.path}: {kernels} kernels: {np.count_nonzero(ours != golden)} of {ours.size} output bytes "
             f"differ from TFLM, first in vector {vector}")
-    layer = first_divergent_layer(model, c_dir, rows_of(vectors)[vector])
+    layer = first_divergent_layer(model, c_dir, rows_of(vectors)[vector], kernels=kernels)
     if layer:
         text += (f", first at layer {layer['layer']} ({layer['op']}), output byte {layer['output_index']}: "
                  f"{layer['got']} instead of {layer['expected']}")
@@ -55,8 +52,9 @@ def assert_every_variant_bit_exact(model, folder, seed):
 
 
 def assert_dsp_bit_exact_on_cortex_m7(model, folder, seed):
+    assert build_variant(load_board("mps2-an500")) == "dsp"
     vectors = random_vectors(model, QEMU_VECTORS, seed)
-    assert_bit_exact_on_qemu(model, vectors, folder, "mps2-an500", kernels="dsp")
+    assert_bit_exact_on_qemu(model, vectors, folder, "mps2-an500")
 
 
 @pytest.mark.parametrize("name", BUILDERS)
@@ -100,8 +98,8 @@ def test_mobilenet_v1_has_a_dsp_channel_block_mixing_dead_and_live_channels(suit
         channels = output.shape[-1]
         multipliers, shifts = cquant.channel_multipliers(inputs[0].scale[0], inputs[1].scale, output.scale[0],
                                                          channels)
-        for start in range(0, channels - DSP_CHANNEL_BLOCK + 1, DSP_CHANNEL_BLOCK):
-            block = range(start, start + DSP_CHANNEL_BLOCK)
+        for start in range(0, channels - DSP_CONV_CHANNEL_BLOCK + 1, DSP_CONV_CHANNEL_BLOCK):
+            block = range(start, start + DSP_CONV_CHANNEL_BLOCK)
             if any(multipliers[c] == 0 for c in block) and any(multipliers[c] > 0 and -31 <= shifts[c] <= -1
                                                                 for c in block):
                 mixed.append((op.index, start))

@@ -2,11 +2,21 @@
 
 The built-in profiles live in `tinykd/boards/`; a `boards/` folder in the current directory (or the folder
 in `$TINYKD_BOARDS`) adds or replaces profiles, so adding a board is adding a file.
+
+The C backend's kernel variant is chosen by the compiler from the core's own macros
+(`firmware/runtime/tinykd_kernels.h`); a profile's `kernels` field says which one its core should get,
+and `check_kernels` warns when its cflags compile another.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import logging
 import os
+import re
+import shutil
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +26,7 @@ from .errors import TinykdError
 
 BUILTIN_DIR = Path(__file__).with_name("boards")
 KERNEL_VARIANTS = ("portable", "dsp", "mve")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,3 +102,48 @@ def read_profile(path: Path) -> Board:
         if not ok:
             raise TinykdError(f"{path}: {message}")
     return board
+
+
+def kernels_define(variant: str) -> str:
+    """The compiler flag that forces a kernel variant instead of the one the core's macros choose."""
+    return f"-DTK_KERNELS=TK_KERNELS_{variant.upper()}"
+
+
+def forced_kernels(board: Board, variant: str) -> Board:
+    """The board with its cflags forcing `variant` (on a core without its instructions, their plain C)."""
+    return dataclasses.replace(board, cflags=[*board.cflags, kernels_define(variant)], kernels=variant)
+
+
+@functools.cache
+def _compiled_variant(compiler: str, cflags: tuple[str, ...]) -> str | None:
+    from .cbackend import RUNTIME_DIR
+
+    if shutil.which(compiler) is None:
+        return None
+    result = subprocess.run([compiler, *cflags, "-dM", "-E", "-x", "c", str(RUNTIME_DIR / "tinykd_kernels.h")],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    match = re.search(r"^#define TK_KERNELS TK_KERNELS_(\w+)$", result.stdout, re.MULTILINE)
+    return match.group(1).lower() if result.returncode == 0 and match else None
+
+
+def compiled_variant(board: Board) -> str | None:
+    """The kernel variant the board's cflags compile, as its compiler's preprocessor says (cached per flag
+    set); None when the compiler is missing or refuses the flags."""
+    compiler = "gcc" if board.cpu == "host" else "arm-none-eabi-gcc"
+    return _compiled_variant(compiler, tuple(board.cflags))
+
+
+def build_variant(board: Board) -> str:
+    """The kernel variant the board's build runs: the compiler's answer, else the profile's `kernels`."""
+    return compiled_variant(board) or board.kernels
+
+
+def check_kernels(board: Board) -> str:
+    """`build_variant(board)`, with a warning when it is not the variant the profile promises (the cflags
+    lack the core's features, or name another core); a missing compiler gives no warning."""
+    variant = build_variant(board)
+    if variant != board.kernels:
+        log.warning("tinykd: warning: board %s promises the %s kernels, but its cflags (%s) compile the %s "
+                    "ones; fix its cflags (-mcpu) or its kernels field", board.name, board.kernels,
+                    " ".join(board.cflags), variant)
+    return variant

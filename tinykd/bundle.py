@@ -142,16 +142,21 @@ class Bundle:
 
 def c_backend_files(model: Model, board: Board, size: bool, check: bool) -> tuple[dict[str, str], dict]:
     """The C backend under `c/` and its manifest entry; a model it cannot run gets none, and the entry
-    says why (the TFLM sources do not depend on it). `size` compiles it for the board to record its
-    exact flash and RAM; `check` runs it against TFLM on the host (`verify.check_c_backend`)."""
-    from .cbackend import generate_c_backend
+    says why (the TFLM sources do not depend on it). The sources are the same for every board; the
+    entry's `kernels` are the runtime files whose code the board's build compiles (its cflags choose the
+    variant: `boards.check_kernels` warns when it is not the profile's). `size` compiles it for the
+    board to record its exact flash and RAM; `check` runs it against TFLM on the host
+    (`verify.check_c_backend`)."""
+    from .boards import check_kernels
+    from .cbackend import generate_c_backend, variant_sources
 
     try:
-        sources = generate_c_backend(model, board.kernels)
+        sources = generate_c_backend(model)
     except TinykdError as exc:
         return {}, {"available": False, "reason": str(exc)}
-    info = {"available": True, "kernels": sorted(p.removeprefix("runtime/") for p in sources if p.endswith(".c")
-                                                 and p.startswith("runtime/"))}
+    variant = check_kernels(board)
+    runtime = [p.removeprefix("runtime/") for p in sources if p.startswith("runtime/")]
+    info = {"available": True, "kernel_variant": variant, "kernels": variant_sources(runtime, variant)}
     if size:
         from .firmware import c_backend_size
 
@@ -166,7 +171,8 @@ def c_backend_files(model: Model, board: Board, size: bool, check: bool) -> tupl
 
 
 def arduino_files(model: Model) -> dict[str, str]:
-    """The Arduino library: the C backend with the portable kernels (any Arduino core) and a sketch."""
+    """The Arduino library: the C backend (every kernel variant: the board's compiler keeps the one its
+    core has, the DSP kernels on a Cortex-M4F such as the Nano 33 BLE) and a sketch."""
     from .cbackend import generate_c_backend
     from .predict import class_names
 

@@ -6,6 +6,10 @@ parameter struct and one kernel call, and activations live in one static arena p
 backend's own planner (`tinykd.cplan`: aliases and in-place outputs where the kernels allow), so RAM
 is exact. Parameters come from `tinykd.cquant`, which derives
 them as TFLM's Prepare does; outputs are meant to be byte-equal to TFLM's.
+
+The same sources build for any core: the runtime carries every kernel variant the model's layers have
+(portable, dsp, mve), and the compiler keeps the one the core's macros choose
+(`firmware/runtime/tinykd_kernels.h`; `boards.kernels_define` forces one).
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import jinja2
 
 from . import __version__, cquant
 from .errors import TinykdError
-from .cplan import plan_arena
+from .cplan import DSP_CONV_CHANNEL_BLOCK, plan_variants
 from .tflite import Model, Operator, Tensor
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "firmware" / "runtime"
@@ -323,31 +328,52 @@ def build_layers(model: Model) -> list[Layer]:
     return layers
 
 
+class ArenaPlan(NamedTuple):
+    """The arena of the kernel variants that share it: every planned tensor's offset, and its size."""
+
+    variants: tuple[str, ...]
+    offsets: dict[int, int]
+    size: int
+
+
+def arena_plans(model: Model, in_place: bool = True) -> list[ArenaPlan]:
+    """The C backend's own arena plans (`tinykd.cplan.plan_variants`), one per group of kernel variants
+    that share one. RESHAPE outputs alias their inputs and, with `in_place`, an output may overlap an
+    input that dies at its op as far as the variant's loop order allows."""
+    return [ArenaPlan(variants, plan.tensor_offsets(), plan.size) for variants, plan in plan_variants(model, in_place)]
+
+
 def arena_offsets(model: Model, in_place: bool = True, kernels: str = "portable") -> tuple[dict[int, int], int]:
-    """Arena offset of every planned tensor and the arena's size: the C backend's own plan
-    (`tinykd.cplan`), where RESHAPE outputs alias their inputs and, with `in_place`, an output may
-    overlap an input that dies at its op as far as the kernel's loop order allows."""
-    plan = plan_arena(model, in_place=in_place, kernels=kernels)
-    return plan.tensor_offsets(), plan.size
+    """The offsets and arena size of the plan the `kernels` variant's build uses."""
+    plan = next(plan for plan in arena_plans(model, in_place) if kernels in plan.variants)
+    return plan.offsets, plan.size
 
 
-KERNEL_VARIANTS = {"dsp": {"conv.c": "conv_dsp.c", "depthwise_conv.c": "depthwise_conv_dsp.c",
-                           "fully_connected.c": "fully_connected_dsp.c"},
-                   "mve": {"conv.c": "conv_mve.c", "depthwise_conv.c": "depthwise_conv_mve.c",
-                           "fully_connected.c": "fully_connected_mve.c"}}
-"""Per board `kernels` variant: runtime files replaced by ones defining the same functions (same results,
-byte for byte), written for that core; a file or variant not listed (`portable`) is portable."""
+VARIANT_FILES = {"dsp": {"conv.c": "conv_dsp.c", "depthwise_conv.c": "depthwise_conv_dsp.c",
+                         "fully_connected.c": "fully_connected_dsp.c"},
+                 "mve": {"conv.c": "conv_mve.c", "depthwise_conv.c": "depthwise_conv_mve.c",
+                         "fully_connected.c": "fully_connected_mve.c"}}
+"""Per kernel variant: the portable runtime files it replaces with its own, which define the same
+functions (same results, byte for byte), written for its cores. Each file keeps its code inside
+`#if TK_KERNELS == ...`, so all of them are compiled and one definition remains."""
 VARIANT_HEADERS = {"dsp": "tinykd_dsp.h", "mve": "tinykd_mve.h"}
 
 
-def runtime_files(layers: list[Layer], kernels: str = "portable") -> list[str]:
-    """The runtime's .c files the layers need in the board's kernel variant (and that variant's
-    header, if one of its files is used), sorted."""
-    variant = KERNEL_VARIANTS.get(kernels, {})
-    names = {variant.get(name, name) for layer in layers for name in layer.files}
-    if names & set(variant.values()):
-        names.add(VARIANT_HEADERS[kernels])
+def runtime_files(layers: list[Layer]) -> list[str]:
+    """The runtime files the layers need besides tinykd_runtime.h, in every kernel variant (with each
+    variant's header, if one of its files is used), sorted."""
+    names = {name for layer in layers for name in layer.files} | {"tinykd_kernels.h"}
+    for variant, replaced in VARIANT_FILES.items():
+        own = {replaced[name] for name in names if name in replaced}
+        names |= own | ({VARIANT_HEADERS[variant]} if own else set())
     return sorted(names)
+
+
+def variant_sources(files: list[str], variant: str) -> list[str]:
+    """Of the runtime's files, the .c files whose code a `variant` build compiles, sorted."""
+    others = {name for other, replaced in VARIANT_FILES.items() if other != variant for name in replaced.values()}
+    inactive = others | set(VARIANT_FILES.get(variant, {}))
+    return sorted(name for name in files if name.endswith(".c") and name not in inactive)
 
 
 def _c_values(ctype: str, values: list) -> str:
@@ -383,26 +409,45 @@ def _field_text(value) -> str:
     return str(value)
 
 
-def generate_c_backend(model: Model, kernels: str = "portable") -> dict[str, str]:
+def _plan_directives(plans: list[ArenaPlan]) -> list[str]:
+    """The #if / #elif / #else lines that pick each plan's group of variants."""
+    lines = []
+    for position, plan in enumerate(plans):
+        if position == len(plans) - 1:
+            lines.append(f"#else /* {', '.join(plan.variants)} */")
+        else:
+            test = " || ".join(f"TK_KERNELS == TK_KERNELS_{v.upper()}" for v in plan.variants)
+            lines.append(f"{'#if' if position == 0 else '#elif'} {test}")
+    return lines
+
+
+def generate_c_backend(model: Model) -> dict[str, str]:
     """The C backend's sources for `model`: relative path -> text.
 
     `tinykd_model.h` / `tinykd_model.c` (entry point `tinykd_invoke`) and, under `runtime/`, the
-    runtime header and the kernels the model uses. Graph inputs (outputs) are read (written)
-    back to back, in the model's order (a float32 output as its raw bytes). The same model gives the
-    same bytes. `kernels` is the board's variant (portable, dsp, mve; see KERNEL_VARIANTS).
+    runtime headers and the kernels the model uses, in every variant (see VARIANT_FILES). Graph inputs
+    (outputs) are read (written) back to back, in the model's order (a float32 output as its raw
+    bytes). Where the variants' arena plans differ, both headers pick the build's plan by TK_KERNELS.
+    The same model gives the same bytes, whatever core it is built for.
     """
     _check_graph_io(model)
     layers = build_layers(model)
-    offsets, arena_bytes = arena_offsets(model, kernels=kernels)
+    plans = arena_plans(model)
+    differing: dict[tuple[int, ...], str] = {}  # offsets in each plan -> the macro that names them
+    for index in sorted(plans[0].offsets):
+        where = tuple(plan.offsets[index] for plan in plans)
+        if len(set(where)) > 1:
+            differing.setdefault(where, f"TINYKD_OFFSET_{index}")
 
     def pointer(index: int) -> str:
         # the planner's offsets are 4-aligned, so a float32 tensor is suitably aligned
-        text = f"arena + {offsets[index]}"
+        where = tuple(plan.offsets[index] for plan in plans)
+        text = f"arena + {differing.get(where, where[0])}"
         return f"(float *)({text})" if model.tensors[index].dtype == "float32" else text
 
     for layer in layers:
         _finish(model, layer, pointer)
-    files = runtime_files(layers, kernels)
+    files = runtime_files(layers)
 
     def tensor_io(indices) -> list[dict]:
         result, position = [], 0
@@ -414,9 +459,13 @@ def generate_c_backend(model: Model, kernels: str = "portable") -> dict[str, str
         return result
 
     inputs, outputs = tensor_io(model.inputs), tensor_io(model.outputs)
+    directives = _plan_directives(plans)
     values = dict(
         version=__version__, model=dict(file=model.path.name, sha256=model.sha256, ops=model.ops),
-        arena_bytes=arena_bytes, input_bytes=sum(t["bytes"] for t in inputs),
+        plans=[dict(directive=directive, arena_bytes=plan.size) for directive, plan in zip(directives, plans)],
+        offsets=[dict(directive=directive, defines=[(name, where[position]) for where, name in differing.items()])
+                 for position, directive in enumerate(directives)],
+        rq_block=DSP_CONV_CHANNEL_BLOCK, input_bytes=sum(t["bytes"] for t in inputs),
         output_bytes=sum(t["bytes"] for t in outputs), inputs=inputs, outputs=outputs,
         float_outputs=[t for t in outputs if t["dtype"] == "float32"],
         runtime_files=files,

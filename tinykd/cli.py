@@ -381,7 +381,7 @@ def _kib(n: int) -> str:
 
 
 def cmd_build(args) -> int:
-    from .boards import load_board
+    from .boards import build_variant, load_board
     from .bundle import make_bundle, write_bundle
     from .codegen import Names
     from .tflite import read_model
@@ -402,7 +402,7 @@ def cmd_build(args) -> int:
               "(bisection, one child process per trial)")
     model = read_model(model_path)
     if not args.no_check:
-        print(f"tinykd: checking the C backend ({board.kernels} kernels) against TFLM on the host, "
+        print(f"tinykd: checking the C backend ({build_variant(board)} kernels) against TFLM on the host, "
               f"{CHECK_VECTORS} random vectors")
     bundle = make_bundle(model, board, names, measure=args.measure, check_c_backend=not args.no_check)
     print(f"tinykd: {model_path} on {board.name} ({board.cpu}"

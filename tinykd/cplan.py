@@ -11,6 +11,8 @@ reference kernels in `firmware/runtime/`), so it can do more, without changing a
   below its input (`overlap_distance` computes how far, from the kernel's loop order).
 * Offsets and sizes are exact (offsets aligned to 4 bytes, enough for the float32 outputs of
   DEQUANTIZE and for word loads), and several placement orders are tried, keeping the smallest arena.
+* The kernel variants (portable, dsp, mve; the compiler picks one per core) do not all allow the same
+  overlaps, so each gets its own plan where that saves RAM (`plan_variants`).
 
 Lifetimes are TFLM's (`tensor_buffers`): time 0 is before the first op, op k runs at time k + 1, graph
 inputs are born at 0 and graph outputs live to the end (they are copied out after the last op).
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cquant
+from .boards import KERNEL_VARIANTS
 from .memory import tensor_buffers
 from .tflite import Model, Operator
 
@@ -202,7 +205,8 @@ def _elementwise_distance(model: Model, op: Operator, position: int) -> int | No
 
 
 DSP_CONV_CHANNEL_BLOCK = 32
-"""conv_dsp.c's TK_RQ_BLOCK: it sweeps the whole image once per block of output channels."""
+"""The runtime's TK_RQ_BLOCK (tinykd_kernels.h): conv_dsp.c sweeps the whole image once per block of
+that many output channels. The generated tinykd_model.c refuses to build with another value."""
 
 
 def overlap_distance(model: Model, op: Operator, position: int, kernels: str = "portable") -> int | None:
@@ -324,13 +328,34 @@ def _orders(blocks: list[Block]) -> list[tuple[str, list[int]]]:
     return orders
 
 
-def plan_arena(model: Model, in_place: bool = True, alignment: int = ALIGNMENT, kernels: str = "portable") -> CPlan:
-    """The C backend's arena plan for `model`: the smallest over several placement orders (sizes,
-    births, deaths, lifetimes, and seeded random orders for small graphs). Deterministic."""
-    blocks, overlaps = arena_blocks(model, in_place, kernels)
+def _smallest(blocks: list[Block], overlaps: dict[tuple[int, int], int], alignment: int) -> CPlan:
     best = None
     for name, order in _orders(blocks):
         plan = CPlan(blocks, place(blocks, overlaps, order, alignment), overlaps, name)
         if best is None or plan.size < best.size:
             best = plan
     return best if best is not None else CPlan(blocks, [], overlaps, "empty")
+
+
+def plan_arena(model: Model, in_place: bool = True, alignment: int = ALIGNMENT, kernels: str = "portable") -> CPlan:
+    """The C backend's arena plan for `model` with the `kernels` variant's overlaps: the smallest over
+    several placement orders (sizes, births, deaths, lifetimes, and seeded random orders for small
+    graphs). Deterministic."""
+    return _smallest(*arena_blocks(model, in_place, kernels), alignment)
+
+
+def plan_variants(model: Model, in_place: bool = True) -> list[tuple[tuple[str, ...], CPlan]]:
+    """(variants, plan) for every kernel variant, the variants that share a plan together, in
+    KERNEL_VARIANTS order. Each variant's own plan is made once per distinct set of overlaps; a variant
+    then takes the smallest of those plans that is valid under its own overlaps (the first on a tie), so
+    variants share a plan wherever that costs no RAM."""
+    allowed = {variant: arena_blocks(model, in_place, variant) for variant in KERNEL_VARIANTS}
+    plans: list[CPlan] = []
+    for blocks, overlaps in allowed.values():
+        if all(plan.overlaps != overlaps for plan in plans):
+            plans.append(_smallest(blocks, overlaps, ALIGNMENT))
+    groups: dict[int, list[str]] = {}
+    for variant, (blocks, overlaps) in allowed.items():
+        valid = [i for i, plan in enumerate(plans) if not CPlan(blocks, plan.offsets, overlaps).violations()]
+        groups.setdefault(min(valid, key=lambda i: (plans[i].size, i)), []).append(variant)
+    return [(tuple(variants), plans[i]) for i, variants in groups.items()]

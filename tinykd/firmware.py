@@ -37,7 +37,7 @@ import numpy as np
 
 from . import __version__
 from .artifacts import write_tree
-from .boards import Board
+from .boards import Board, build_variant, kernels_define
 from .errors import TinykdError
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -156,8 +156,10 @@ def _cmake_options(bundle_c_dir: Path, board: Board, out_dir: Path, target: str)
     options = {"TINYKD_MODEL_DIR": str(bundle_c_dir)}
     if target == "native":
         _require("gcc", "gcc")
+        # another board's kernels natively: the variant its own flags compile, its instructions as plain C
+        flags = board.cflags if board.cpu == "host" else [kernels_define(build_variant(board))]
         options.update(TINYKD_PLATFORM="host", TINYKD_TIMER="", CMAKE_C_COMPILER="gcc",
-                       TINYKD_CPU_FLAGS=";".join(board.cflags if board.cpu == "host" else []))
+                       TINYKD_CPU_FLAGS=";".join(flags))
         return options, "firmware"
     if board.cpu == "host":
         raise TinykdError(f"board {board.name} is the host; run it with the native target")

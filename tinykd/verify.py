@@ -119,15 +119,20 @@ def compare(reference: np.ndarray, outputs: np.ndarray) -> dict:
     return result
 
 
-def first_divergent_layer(model: Model, c_dir: Path, row: np.ndarray, version: str | None = None) -> dict | None:
-    """Run one vector through the C backend (native, tracing every layer's output) and through TFLM with
-    all tensors kept; the first layer whose output bytes differ, or None when all layers agree."""
+def first_divergent_layer(model: Model, c_dir: Path, row: np.ndarray, version: str | None = None,
+                          kernels: str | None = None) -> dict | None:
+    """Run one vector through the C backend (native, tracing every layer's output; `kernels` forces a
+    kernel variant, as plain C) and through TFLM with all tensors kept; the first layer whose output
+    bytes differ, or None when all layers agree."""
+    from .boards import kernels_define
+
+    forced = [kernels_define(kernels)] if kernels else []
     with tempfile.TemporaryDirectory(prefix="tinykd-trace-") as folder:
         folder = Path(folder)
         (folder / "driver.c").write_text(TRACE_DRIVER)
         (folder / "input.bin").write_bytes(row.tobytes())
         runtime = sorted(str(p) for p in (c_dir / "runtime").glob("*.c"))
-        build = subprocess.run(["gcc", "-std=c99", "-O2", f"-I{c_dir}", f"-I{c_dir / 'runtime'}",
+        build = subprocess.run(["gcc", "-std=c99", "-O2", *forced, f"-I{c_dir}", f"-I{c_dir / 'runtime'}",
                                 str(folder / "driver.c"), *runtime, "-o", str(folder / "trace")],
                                capture_output=True, text=True)
         if build.returncode != 0:
@@ -172,8 +177,10 @@ def check_c_backend(model: Model, sources: dict[str, str], board, vectors: int =
     and through the host TFLM, and compare every byte. The record `manifest.json` keeps; on a
     difference it names the first vector, output byte and layer that differ."""
     from .artifacts import write_tree
+    from .boards import build_variant
     from .firmware import build_firmware, make_runner
 
+    kernels = build_variant(board)
     inputs = random_inputs(model, vectors, seed)
     try:
         reference = tflm_outputs(model, inputs)
@@ -186,12 +193,13 @@ def check_c_backend(model: Model, sources: dict[str, str], board, vectors: int =
         outputs, _ = make_runner("native", firmware, board).run(inputs)
         comparison = compare(reference, outputs)
         record = {"vectors": vectors, "seed": seed, "inputs": "seeded random int8 vectors",
-                  "kernels": board.kernels, "reference": reference_name(tflm_host.installed_version()),
+                  "kernels": kernels, "reference": reference_name(tflm_host.installed_version()),
                   "byte_equal": comparison["byte_equal"], "max_abs_diff": comparison["max_abs_diff"]}
         if comparison["byte_equal"] != vectors:
             mismatch = comparison["first_mismatch"]
             record["first_mismatch"] = mismatch
-            record["first_divergent_layer"] = first_divergent_layer(model, c_dir, inputs[mismatch["vector"]])
+            record["first_divergent_layer"] = first_divergent_layer(model, c_dir, inputs[mismatch["vector"]],
+                                                                    kernels=kernels)
     record["passed"] = record["byte_equal"] == vectors
     record["result"] = "byte-equal" if record["passed"] else "differs"
     return record
@@ -217,6 +225,7 @@ def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np
     """Run `inputs` through TFLM `tflm` (the reference: latest, riot, zephyr or a version), the
     TFLite interpreter (cross-check), the C backend on the host and the firmware on `target`; with an
     older TFLM, also the latest one (compared, not required to agree). Returns verify.json's report."""
+    from .boards import build_variant
     from .bundle import read_manifest
     from .firmware import build_firmware, make_runner
 
@@ -253,7 +262,8 @@ def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np
     report["bit_exact"] = not failed
     if failed:
         vector = failed[0].comparison.get("first_mismatch", {}).get("vector", 0)
-        report["first_divergent_layer"] = first_divergent_layer(model, c_dir, inputs[vector], version)
+        report["first_divergent_layer"] = first_divergent_layer(model, c_dir, inputs[vector], version,
+                                                                build_variant(board))
     if version != latest:
         versions = compare(reference, runs[1].outputs)
         if "first_mismatch" in versions:

@@ -1,6 +1,8 @@
 /* CONV_2D: int8 convolution with per-channel requantization. */
 #include "tinykd_runtime.h"
 
+#if TK_KERNELS == TK_KERNELS_PORTABLE
+
 void tk_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
 {
     int b, oy, ox, oc, ky, kx, ic;
@@ -41,3 +43,5 @@ void tk_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
         }
     }
 }
+
+#endif /* TK_KERNELS == TK_KERNELS_PORTABLE */

@@ -1,6 +1,6 @@
 /* CONV_2D for cores with the DSP extension: the same sums and requantization as conv.c, reordered.
  *
- * Output channels go in blocks of up to TK_RQ_BLOCK, whose requantization constants (tk_rq) are worked
+ * Output channels go in blocks of up to TK_RQ_BLOCK (tinykd_kernels.h), whose requantization constants (tk_rq) are worked
  * out once per block; within a block, two output channels per pass over an output pixel's taps, with
  * 16-bit multiply-accumulates of two products each (tk_dual_mac). Three ways to reach the taps:
  *  - "wide": a small filter (at most TK_CONV_WIDE_TAPS taps, k_h * k_w * in_c, and the block's weights
@@ -14,6 +14,9 @@
  * Stack: the block's tk_rq table (24 * TK_RQ_BLOCK bytes) and the patch (and widened weights).
  */
 #include "tinykd_runtime.h"
+
+#if TK_KERNELS == TK_KERNELS_DSP
+
 #include "tinykd_dsp.h"
 
 #ifndef TK_CONV_PATCH
@@ -24,9 +27,6 @@
 #endif
 #ifndef TK_CONV_WIDE_TAPS
 #define TK_CONV_WIDE_TAPS 64
-#endif
-#ifndef TK_RQ_BLOCK
-#define TK_RQ_BLOCK 32
 #endif
 
 /* The layer's numbers as locals (writing the output could alias *p as far as the compiler knows). */
@@ -442,3 +442,5 @@ void tk_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
         }
     }
 }
+
+#endif /* TK_KERNELS == TK_KERNELS_DSP */

@@ -3,6 +3,9 @@
  * taps are one dot product (tk_mve_dot) when they are contiguous (dilation 1 along x: the valid
  * kx range is in_c * taps consecutive bytes of both the input row and the filter row). */
 #include "tinykd_runtime.h"
+
+#if TK_KERNELS == TK_KERNELS_MVE
+
 #include "tinykd_mve.h"
 
 void tk_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
@@ -56,3 +59,5 @@ void tk_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
         }
     }
 }
+
+#endif /* TK_KERNELS == TK_KERNELS_MVE */

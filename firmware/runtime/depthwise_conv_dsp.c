@@ -8,6 +8,9 @@
  * are found once per output pixel, so the padding border needs no test inside the loops.
  */
 #include "tinykd_runtime.h"
+
+#if TK_KERNELS == TK_KERNELS_DSP
+
 #include "tinykd_dsp.h"
 
 /* The range [begin, end) of filter indices k with 0 <= origin + k * dilation < size. */
@@ -94,3 +97,5 @@ void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *
         }
     }
 }
+
+#endif /* TK_KERNELS == TK_KERNELS_DSP */

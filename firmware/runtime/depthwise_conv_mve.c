@@ -4,6 +4,9 @@
  * outputs written. A channel's output is written no earlier than in depthwise_conv.c relative to the
  * reads that follow it, so its in-place rules hold. Other multipliers take the portable loop. */
 #include "tinykd_runtime.h"
+
+#if TK_KERNELS == TK_KERNELS_MVE
+
 #include "tinykd_mve.h"
 
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
@@ -94,3 +97,5 @@ void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *
         }
     }
 }
+
+#endif /* TK_KERNELS == TK_KERNELS_MVE */

@@ -1,6 +1,8 @@
 /* FULLY_CONNECTED: int8 matrix-vector products with per-unit requantization. */
 #include "tinykd_runtime.h"
 
+#if TK_KERNELS == TK_KERNELS_PORTABLE
+
 void tk_fully_connected(const tk_fully_connected_params *p, const int8_t *input, int8_t *output)
 {
     int b, o, d;
@@ -20,3 +22,5 @@ void tk_fully_connected(const tk_fully_connected_params *p, const int8_t *input,
         }
     }
 }
+
+#endif /* TK_KERNELS == TK_KERNELS_PORTABLE */

@@ -1,6 +1,9 @@
 /* FULLY_CONNECTED for cores with the DSP extension: the same sums and requantization as
  * fully_connected.c, two output units per pass over the input, four inputs per step (tk_dot2). */
 #include "tinykd_runtime.h"
+
+#if TK_KERNELS == TK_KERNELS_DSP
+
 #include "tinykd_dsp.h"
 
 void tk_fully_connected(const tk_fully_connected_params *p, const int8_t *input, int8_t *output)
@@ -27,3 +30,5 @@ void tk_fully_connected(const tk_fully_connected_params *p, const int8_t *input,
         }
     }
 }
+
+#endif /* TK_KERNELS == TK_KERNELS_DSP */

@@ -1,6 +1,9 @@
 /* FULLY_CONNECTED for cores with Helium (MVE): the same sums and requantization as fully_connected.c,
  * each output unit's dot product 16 int8 lanes a step (tk_mve_dot). */
 #include "tinykd_runtime.h"
+
+#if TK_KERNELS == TK_KERNELS_MVE
+
 #include "tinykd_mve.h"
 
 void tk_fully_connected(const tk_fully_connected_params *p, const int8_t *input, int8_t *output)
@@ -21,3 +24,5 @@ void tk_fully_connected(const tk_fully_connected_params *p, const int8_t *input,
         }
     }
 }
+
+#endif /* TK_KERNELS == TK_KERNELS_MVE */

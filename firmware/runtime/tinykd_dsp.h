@@ -1,8 +1,9 @@
 /* tinykd C backend runtime, DSP kernels: the packed 16-bit operations the *_dsp.c kernels use.
  *
- * On a core with the DSP extension (Cortex-M4, M7, M33: __ARM_FEATURE_DSP) they are the ACLE intrinsics
- * of arm_acle.h, one instruction each; elsewhere (the host build of a bundle made for such a board)
- * they are plain C with the same results, so the same kernels run and can be checked anywhere.
+ * On a core with the DSP extension (Cortex-M4, M7, M33: __ARM_FEATURE_DSP) each is one instruction,
+ * written as inline assembly (the ACLE intrinsics for them need GCC 10 or later, which some board
+ * toolchains predate); elsewhere (a build that forces these kernels, as tinykd's host checks do) they
+ * are plain C with the same results, so the same kernels run and can be checked anywhere.
  * A "pair" is two int16 halves of a 32-bit word; a "quad" is four int8 bytes b0..b3 of a word.
  */
 #ifndef TINYKD_DSP_H_
@@ -29,14 +30,13 @@ static inline uint32_t tk_pair(int32_t v)
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 
-#include <arm_acle.h>
-
 /* pair + (b0, b2) and pair + (b1, b3), each byte sign-extended, per half (SXTAB16). */
 static inline uint32_t tk_add_even(uint32_t pair, uint32_t quad)
 {
-    return (uint32_t)__sxtab16((int16x2_t)pair, (int8x4_t)quad);
+    uint32_t result;
+    __asm__("sxtab16 %0, %1, %2" : "=r"(result) : "r"(pair), "r"(quad));
+    return result;
 }
-/* The rotation is the instruction's own operand (GCC 12's arm_acle.h has no __ror to fold into it). */
 static inline uint32_t tk_add_odd(uint32_t pair, uint32_t quad)
 {
     uint32_t result;
@@ -46,7 +46,9 @@ static inline uint32_t tk_add_odd(uint32_t pair, uint32_t quad)
 /* (b0, b2) and (b1, b3) sign-extended to int16 (SXTB16). */
 static inline uint32_t tk_even(uint32_t quad)
 {
-    return (uint32_t)__sxtb16((int8x4_t)quad);
+    uint32_t result;
+    __asm__("sxtb16 %0, %1" : "=r"(result) : "r"(quad));
+    return result;
 }
 static inline uint32_t tk_odd(uint32_t quad)
 {
@@ -57,16 +59,22 @@ static inline uint32_t tk_odd(uint32_t quad)
 /* acc + lo(a) * lo(b) + hi(a) * hi(b) (SMLAD), wrapping like int32 sums do. */
 static inline int32_t tk_dual_mac(uint32_t a, uint32_t b, int32_t acc)
 {
-    return __smlad((int16x2_t)a, (int16x2_t)b, acc);
+    int32_t result;
+    __asm__("smlad %0, %1, %2, %3" : "=r"(result) : "r"(a), "r"(b), "r"(acc));
+    return result;
 }
 /* acc + lo(a) * lo(b) (SMLABB) and acc + hi(a) * hi(b) (SMLATT). */
 static inline int32_t tk_mac_low(uint32_t a, uint32_t b, int32_t acc)
 {
-    return __smlabb((int32_t)a, (int32_t)b, acc);
+    int32_t result;
+    __asm__("smlabb %0, %1, %2, %3" : "=r"(result) : "r"(a), "r"(b), "r"(acc));
+    return result;
 }
 static inline int32_t tk_mac_high(uint32_t a, uint32_t b, int32_t acc)
 {
-    return __smlatt((int32_t)a, (int32_t)b, acc);
+    int32_t result;
+    __asm__("smlatt %0, %1, %2, %3" : "=r"(result) : "r"(a), "r"(b), "r"(acc));
+    return result;
 }
 
 #else /* the same operations in plain C */

@@ -1,9 +1,9 @@
 /* tinykd C backend runtime, Helium (MVE) kernels: the vector dot product the *_mve.c kernels use.
  *
  * On a core with MVE (Cortex-M55, M85: __ARM_FEATURE_MVE) it is built from arm_mve.h intrinsics,
- * 16 int8 lanes a step with a tail-predicated last step; elsewhere (the host build of a bundle made
- * for such a board) it is plain C with the same results, so the same kernels run and can be checked
- * anywhere.
+ * 16 int8 lanes a step with a tail-predicated last step; elsewhere (a build that forces these kernels,
+ * as tinykd's host checks do) it is plain C with the same results, so the same kernels run and can be
+ * checked anywhere.
  *
  * The kernels' sums are sum(w * (x + offset)); with int32 wrap-around that equals
  * sum(w * x) + offset * sum(w), which is what is computed here (x + offset may not fit in int8).

@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include "tinykd_kernels.h"
+
 /* ---- Fixed-point helpers (gemmlowp semantics, double rounding) ---------------------------------- */
 
 /* Shifts left with two's complement wrap-around instead of undefined behaviour. */
