@@ -176,6 +176,74 @@ def test_ops_header_registers_exactly_the_models_ops_and_stops_at_a_failure(zoo,
         assert failing[:3] == [str(len(expected)), "1" if len(expected) > 1 else "0", str(min(2, len(expected)))]
 
 
+TWO_BUNDLES_APP = r"""
+#include <cstdio>
+#include "a/model_data.h"
+#include "a/tinykd_arena.h"
+#include "a/tinykd_ops.h"
+#include "b/model_data.h"
+#include "b/tinykd_arena.h"
+#include "b/tinykd_ops.h"
+#include "both/model_data.h"
+#include "both/tinykd_arena.h"
+#include "both/tinykd_ops.h"
+int g_calls = 0, g_fail_at = -1;
+const char *g_called[256];
+int main() {
+  app_a::OpResolver a;
+  app_b::OpResolver b;
+  OpResolver both;
+  if (app_a::RegisterOps(a) || app_b::RegisterOps(b) || RegisterOps(both)) return 1;
+  std::printf("%u %u %u %u\n", app_a::kws_model_len, app_b::net_model_len, g_mlp_model_len, g_plain_conv_model_len);
+  std::printf("%d %d %d %d\n", app_a::kOpCount, app_b::kOpCount, kOpCount, g_calls);
+  std::printf("%zu %zu %zu %zu\n", kTensorArenaSize, g_mlp_model_arena_size, g_plain_conv_model_arena_size,
+              kTensorArenaSizeCmsisNn);
+  return 0;
+}
+"""
+
+
+def test_several_models_in_one_bundle_and_two_bundles_in_one_application(zoo, tmp_path, monkeypatch, capsys):
+    """One bundle of two models (one resolver with the union of their ops, an array and an arena figure
+    each, the largest for one arena used in turn) and two single-model bundles with their own namespaces:
+    one application includes all three and links their arrays, against the stand-in resolver."""
+    monkeypatch.chdir(tmp_path)
+    mlp, conv = read_model(zoo["mlp"]), read_model(zoo["plain_conv"])
+    assert main(["build", "--board", "nucleo-f767zi", "--model", str(zoo["mlp"]), "--model", str(zoo["plain_conv"]),
+                 "--out", "both"]) == 0
+    assert main(["build", "--board", "nucleo-f767zi", "--model", str(zoo["mlp"]), "--out", "a",
+                 "--namespace", "app_a", "--array-name", "kws_model"]) == 0
+    assert main(["build", "--board", "nucleo-f767zi", "--model", str(zoo["plain_conv"]), "--out", "b",
+                 "--namespace", "app_b", "--array-name", "net_model"]) == 0
+    capsys.readouterr()
+    manifest = json.loads((tmp_path / "both" / "manifest.json").read_text())
+    arenas = [m["arena"]["target_bytes"] for m in manifest["models"]]
+    assert [m["array"] for m in manifest["models"]] == ["g_mlp_model", "g_plain_conv_model"]
+    assert manifest["arena"]["target_bytes"] == max(arenas) and not manifest["c_backend"]["available"]
+    union = sorted(set(mlp.ops) | set(conv.ops))
+    methods = sorted({tflm_method(op) for op in union})
+    stub = "\n".join(f"  TfLiteStatus {m}() {{ g_called[g_calls] = \"{m}\"; g_calls++; return kTfLiteOk; }}"
+                     for m in methods)
+    stub_dir = tmp_path / "tensorflow" / "lite" / "micro"
+    stub_dir.mkdir(parents=True)
+    (stub_dir / "micro_mutable_op_resolver.h").write_text(RESOLVER_STUB % stub)
+    (tmp_path / "app.cc").write_text(TWO_BUNDLES_APP)
+    result = compile_and_run(tmp_path, [tmp_path / "app.cc"] + [tmp_path / b / "model_data.cc" for b in ("a", "b", "both")])
+    assert result.returncode == 0, result.stdout + result.stderr
+    lengths, counts, sizes = (line.split() for line in result.stdout.splitlines())
+    assert lengths == [str(len(mlp.data)), str(len(conv.data))] * 2
+    assert counts == [str(len(mlp.ops)), str(len(conv.ops)), str(len(union)),
+                      str(len(mlp.ops) + len(conv.ops) + len(union))]
+    assert [int(v) for v in sizes[:3]] == [max(arenas), *arenas]
+    assert code_of(["verify", "--board", "native", "--bundle", "both"], capsys) == 2
+
+
+def code_of(argv, capsys) -> int:
+    code = main(argv)
+    assert capsys.readouterr().err.count("\n") == 1
+    return code
+
+
 def test_resolver_methods_follow_tflm_spelling():
     assert tflm_method("CONV_2D") == "AddConv2D"
     assert tflm_method("DEPTHWISE_CONV_2D") == "AddDepthwiseConv2D"

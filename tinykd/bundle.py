@@ -6,6 +6,7 @@ build leaves nothing behind, and a folder tinykd did not create is never overwri
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 from . import __version__
 from .artifacts import write_tree
 from .boards import Board
-from .codegen import Names, render_arduino, render_tflm_sources, tflm_method
+from .codegen import Names, check_identifier, default_array_names, render_arduino, render_tflm_sources, tflm_method
 from .errors import TinykdError
 from .memory import CMSIS_NN_ISAS, ArenaEstimate, arena_estimates, arena_target, estimate_arena, measure_arena
 from .tflite import Model
@@ -79,7 +80,7 @@ class Fit:
 
     def table(self) -> str:
         b = self.board
-        rows = [("flash", "model (g_model)", self.model_bytes, None),
+        rows = [("flash", "model arrays", self.model_bytes, None),
                 ("", f"TFLM code, {self.op_count} ops (estimate)", self.runtime_code_bytes, None),
                 ("", "total", self.flash_bytes, b.flash_bytes),
                 ("RAM", "tensor arena", self.arena_bytes, None),
@@ -94,9 +95,11 @@ class Fit:
         return "\n".join(lines)
 
 
-def plan_fit(model: Model, board: Board, arena_bytes: int) -> Fit:
-    return Fit(model_bytes=len(model.data), op_count=len(model.ops),
-               runtime_code_bytes=RUNTIME_BASE_BYTES + RUNTIME_PER_OP_BYTES * len(model.ops),
+def plan_fit(models: list[Model], board: Board, arena_bytes: int) -> Fit:
+    """The fit of the models' arrays, TFLM with their ops, and one arena of `arena_bytes`."""
+    ops = {op for model in models for op in model.ops}
+    return Fit(model_bytes=sum(len(model.data) for model in models), op_count=len(ops),
+               runtime_code_bytes=RUNTIME_BASE_BYTES + RUNTIME_PER_OP_BYTES * len(ops),
                arena_bytes=arena_bytes, reserved_bytes=board.ram_reserved_bytes, board=board)
 
 
@@ -184,39 +187,81 @@ def arduino_files(model: Model) -> dict[str, str]:
     return render_arduino(generate_c_backend(model), context)
 
 
-def make_bundle(model: Model, board: Board, names: Names = Names(), measure: bool = False,
-                size_c_backend: bool = True, check_c_backend: bool = True) -> Bundle:
+def make_bundle(models: Model | list[Model], board: Board, names: Names = Names(), measure: bool = False,
+                size_c_backend: bool = True, check_c_backend: bool = True,
+                array_names: list[str] | None = None) -> Bundle:
     """Render every file of the bundle in memory (nothing is written). `size_c_backend` compiles the
     C backend for the board to record its exact flash and RAM; `check_c_backend` compares it with TFLM
-    on the host (the result is in the manifest; the caller decides what a failure means)."""
-    model.require_int8()
-    registrations = tflm_registrations(model)
-    problem = known_abort(model)
-    if problem:
-        raise TinykdError(f"{model.path}: TFLM cannot run this model: {problem}")
-    estimates = arena_estimates(model, board)
-    targets = {kernels: arena_target(estimate) for kernels, estimate in estimates.items()}
+    on the host (the result is in the manifest; the caller decides what a failure means).
+
+    Several models share one bundle: one op resolver for all their ops, one array each (`array_names`,
+    default from `names` for one model, from the file stems for several), an arena figure each and
+    one for running them one after another on one arena; the C backend holds one model only."""
+    models = [models] if isinstance(models, Model) else list(models)
+    array_names = array_names or ([names.array_name] if len(models) == 1 else
+                                  default_array_names([m.path.name for m in models]))
+    if len(array_names) != len(models) or len(set(array_names)) != len(array_names):
+        raise TinykdError(f"give one distinct array name per model ({len(models)} models, "
+                          f"array names {', '.join(array_names)})")
+    for array_name in array_names:
+        check_identifier("array name", array_name)
+    names = dataclasses.replace(names, array_name=array_names[0])
+    registrations = sorted({pair for model in models for pair in tflm_registrations(model)})
+    entries, per_model_targets = [], []
+    for model, array_name in zip(models, array_names):
+        model.require_int8()
+        problem = known_abort(model)
+        if problem:
+            raise TinykdError(f"{model.path}: TFLM cannot run this model: {problem}")
+        estimates = arena_estimates(model, board)
+        targets = {kernels: arena_target(estimate) for kernels, estimate in estimates.items()}
+        per_model_targets.append((estimates, targets))
+        entries.append({"file": model.path.name, "bytes": len(model.data), "sha256": model.sha256,
+                        "ops": model.ops, "array_name": array_name, "data": model.data,
+                        "arena": {"target_bytes": targets["reference"],
+                                  "cmsis_nn_target_bytes": targets["cmsis_nn"]}})
+    model = models[0]
+    estimates, targets = per_model_targets[0]
+    shared = {kernels: max(t[kernels] for _, t in per_model_targets) for kernels in targets}
     measured = measure_arena(model.path, start=estimate_arena(model, 8).total_bytes) if measure else None
-    fit = plan_fit(model, board, targets["reference"])
-    context = {"model": {"file": model.path.name, "bytes": len(model.data), "sha256": model.sha256,
-                         "ops": model.ops},
-               "model_data": model.data, "board": board, "registrations": registrations,
-               "arena": {"target_bytes": targets["reference"], "cmsis_nn_target_bytes": targets["cmsis_nn"],
+    fit = plan_fit(models, board, shared["reference"])
+    context = {"models": entries, "board": board, "registrations": registrations,
+               "arena": {"target_bytes": shared["reference"], "cmsis_nn_target_bytes": shared["cmsis_nn"],
                          "cmsis_nn_isa": CMSIS_NN_ISAS[board.kernels]},
-               "arena_lines": estimates["reference"].describe(targets["reference"], "kTensorArenaSize"),
-               "cmsis_nn_arena_lines": estimates["cmsis_nn"].describe(targets["cmsis_nn"],
-                                                                      "kTensorArenaSizeCmsisNn"),
+               "arena_lines": _arena_lines(entries, per_model_targets, "reference", "kTensorArenaSize"),
+               "cmsis_nn_arena_lines": _arena_lines(entries, per_model_targets, "cmsis_nn",
+                                                    "kTensorArenaSizeCmsisNn"),
                "zephyr_stack_bytes": ZEPHYR_STACK_BYTES}
-    c_sources, c_backend = c_backend_files(model, board, size_c_backend, check_c_backend)
+    if len(models) == 1:
+        c_sources, c_backend = c_backend_files(model, board, size_c_backend, check_c_backend)
+    else:
+        c_sources, c_backend = {}, {"available": False, "reason": "a bundle of several models has TFLM sources "
+                                    "only; build one bundle per model for the C backend"}
     arduino = arduino_files(model) if c_backend["available"] and model.inputs else {}
     files = {path: text.encode() for path, text in
              {**render_tflm_sources(context, names), **c_sources, **arduino}.items()}
-    files[MODEL_FILE] = model.data
+    for entry, one in zip(entries, models):
+        files[MODEL_FILE if len(models) == 1 else f"models/{entry['array_name']}.tflite"] = one.data
     info = manifest(model, board, estimates, targets, fit, measured, files, names)
+    info["arena"].update(target_bytes=shared["reference"])
+    info["arena"]["cmsis_nn"].update(target_bytes=shared["cmsis_nn"])
+    if len(models) > 1:
+        info["models"] = [{"file": e["file"], "sha256": e["sha256"], "array": e["array_name"], "ops": e["ops"],
+                           "arena": e["arena"]} for e in entries]
     info["c_backend"] = c_backend
     info["tflm"] = {"pinned_by": pinned_versions(model), "checked_against": installed_version()}
     files[MANIFEST] = (json.dumps(info, indent=2, sort_keys=True) + "\n").encode()
     return Bundle(files, info, fit)
+
+
+def _arena_lines(entries: list[dict], per_model: list, kernels: str, name: str) -> list[str]:
+    """tinykd_arena.h's breakdown: one model's parts, or each model's figure and the largest."""
+    if len(entries) == 1:
+        estimate, target = per_model[0][0][kernels], per_model[0][1][kernels]
+        return estimate.describe(target, name)
+    width = max(len(e["file"]) for e in entries + [{"file": name}])
+    lines = [f"{e['file']:<{width}}  {targets[kernels]:>9,} bytes" for e, (_, targets) in zip(entries, per_model)]
+    return lines + [f"{name:<{width}}  {max(t[kernels] for _, t in per_model):>9,} bytes (the largest)"]
 
 
 def read_manifest(folder: Path) -> dict:

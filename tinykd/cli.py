@@ -145,10 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "op resolver with exactly the model's ops, the tensor arena size, RIOT and "
                                    "Zephyr glue and manifest.json. Exits 1 when the model does not fit the board.")
     p.add_argument("--board", required=True, help="board profile name (see `tinykd boards`)")
-    p.add_argument("--model", type=Path, help="INT8 .tflite model (default: the pipeline's student_int8.tflite; "
-                   "missing pipeline stages are run first)")
+    p.add_argument("--model", type=Path, action="append",
+                   help="INT8 .tflite model (default: the pipeline's student_int8.tflite; missing pipeline stages "
+                        "are run first); repeat it for one bundle of several models: one op resolver for all, "
+                        "an array and an arena figure each (TFLM sources only)")
     p.add_argument("--out", type=Path, metavar="DIR", help="bundle folder (default: build/BOARD)")
-    p.add_argument("--array-name", default="g_model", help="C name of the model array (default: g_model)")
+    p.add_argument("--array-name", action="append",
+                   help="C name of the model array, once per --model (default: g_model; with several models "
+                        "g_<file stem>_model); include guards derive from it and --namespace, so bundles with "
+                        "different names can be included in one application")
     p.add_argument("--namespace", default="", help="C++ namespace of the generated names, e.g. tinykd or "
                    "a::b (default: none)")
     p.add_argument("--riot-module", default="tinykd_model", help="RIOT module name (default: tinykd_model)")
@@ -383,29 +388,34 @@ def _kib(n: int) -> str:
 def cmd_build(args) -> int:
     from .boards import build_variant, load_board
     from .bundle import make_bundle, write_bundle
-    from .codegen import Names
+    from .codegen import Names, default_array_names
     from .tflite import read_model
     from .verify import CHECK_VECTORS, describe_check_failure
 
     board = load_board(args.board)
-    names = Names(args.array_name, args.namespace, args.riot_module)
-    names.check()
-    model_path = args.model
-    if model_path is None:
+    model_paths = args.model
+    if model_paths is None:
         from . import pipeline
 
         _quiet_tensorflow()
-        model_path = pipeline.int8_model(_config(args))
+        model_paths = [pipeline.int8_model(_config(args))]
+    if args.array_name and len(args.array_name) != len(model_paths):
+        raise TinykdError(f"{len(args.array_name)} --array-name for {len(model_paths)} --model: give one per model")
+    array_names = args.array_name or default_array_names([path.name for path in model_paths])
+    names = Names(array_names[0], args.namespace, args.riot_module)
+    names.check()
+    model_path = model_paths[0]
     out_dir = args.out or Path("build") / board.name
     if args.measure:
         print("tinykd: measuring the smallest arena the host TFLM interpreter accepts "
               "(bisection, one child process per trial)")
-    model = read_model(model_path)
-    if not args.no_check:
+    models = [read_model(path) for path in model_paths]
+    if not args.no_check and len(models) == 1:
         print(f"tinykd: checking the C backend ({build_variant(board)} kernels) against TFLM on the host, "
               f"{CHECK_VECTORS} random vectors")
-    bundle = make_bundle(model, board, names, measure=args.measure, check_c_backend=not args.no_check)
-    print(f"tinykd: {model_path} on {board.name} ({board.cpu}"
+    bundle = make_bundle(models, board, names, measure=args.measure, check_c_backend=not args.no_check,
+                         array_names=array_names)
+    print(f"tinykd: {', '.join(map(str, model_paths))} on {board.name} ({board.cpu}"
           f"{f', {board.clock_hz / 1e6:.0f} MHz' if board.clock_hz else ''})")
     print(bundle.fit.table())
     c_backend = bundle.manifest["c_backend"]
@@ -434,7 +444,8 @@ def cmd_build(args) -> int:
               f"{arena['tflm_measured_bytes']:,} bytes (a plain 64-bit TFLM build: {arena['host_estimated_bytes']:,})")
     if not bundle.fit.fits:
         over = [what for what, ok in (("flash", bundle.fit.fits_flash), ("RAM", bundle.fit.fits_ram)) if not ok]
-        print(f"tinykd: error: {model_path.name} does not fit {board.name}: not enough {' and '.join(over)}; "
+        print(f"tinykd: error: {', '.join(p.name for p in model_paths)} does not fit {board.name}: not enough "
+              f"{' and '.join(over)}; "
               "nothing written", file=sys.stderr)
         return 1
     write_bundle(bundle.files, out_dir, force=args.force)
@@ -446,7 +457,7 @@ def cmd_verify(args) -> int:
     from . import tflm_host
     from .artifacts import write_json
     from .boards import load_board
-    from .bundle import MODEL_FILE, make_bundle, write_bundle
+    from .bundle import MODEL_FILE, make_bundle, read_manifest, write_bundle
     from .tflite import read_model
     from .verify import quantized_images, random_inputs, report_table, verify_bundle
 
@@ -458,6 +469,9 @@ def cmd_verify(args) -> int:
     tflm = _config(args).verify.tflm
     target = args.target or ("qemu" if board.qemu_machine else "native")
     if args.bundle:
+        if "models" in read_manifest(args.bundle):
+            raise TinykdError(f"{args.bundle}: a bundle of several models has no C backend to verify; verify each "
+                              "model with --model")
         bundle_dir, model = args.bundle, read_model(args.bundle / MODEL_FILE)
         config = None
     else:

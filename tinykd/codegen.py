@@ -64,8 +64,25 @@ class Names:
         parts = self.namespace.split("::") if self.namespace else []
         for what, value in [("array name", self.array_name), ("RIOT module name", self.riot_module)] + \
                 [("namespace", p) for p in parts]:
-            if not _IDENTIFIER.match(value):
-                raise TinykdError(f"{what} {value!r} is not a C identifier")
+            check_identifier(what, value)
+
+
+def check_identifier(what: str, value: str) -> None:
+    if not _IDENTIFIER.match(value):
+        raise TinykdError(f"{what} {value!r} is not a C identifier")
+
+
+def default_array_names(model_files: list[str]) -> list[str]:
+    """g_model for one model; g_<file stem>_model for each of several (made C identifiers, unique)."""
+    if len(model_files) == 1:
+        return ["g_model"]
+    names = []
+    for file in model_files:
+        name = "g_" + re.sub(r"[^A-Za-z0-9_]", "_", Path(file).stem) + "_model"
+        while name in names:
+            name += "_"
+        names.append(name)
+    return names
 
 
 def _environment() -> jinja2.Environment:
@@ -84,16 +101,18 @@ def c_bytes(data: bytes, per_line: int = 12) -> str:
 def render_tflm_sources(context: dict, names: Names) -> dict[str, str]:
     """The TFLM part of a bundle: relative path -> file text.
 
-    `context` holds `model` (file, bytes, sha256, ops), `board` (a Board), `arena` (target_bytes,
-    method, breakdown lines) and `registrations` [(op, method)], `model_data` (the .tflite bytes).
+    `context` holds `models` (per model: file, bytes, sha256, ops, array_name, data (the .tflite bytes),
+    arena), `board` (a Board), `arena` (the bundle's figures), its breakdown lines and `registrations`
+    [(op, method)]. Include guards carry the namespace and the first array name, so several bundles can
+    be included in one application.
     """
     names.check()
     namespaces = names.namespace.split("::") if names.namespace else []
-    guard = "_".join(["TINYKD"] + namespaces).upper() + "_"
+    guard = "_".join(["TINYKD"] + namespaces + [names.array_name]).upper() + "_"
     values = dict(context, version=__version__, namespaces=namespaces, guard_prefix=guard,
                   array_name=names.array_name, riot_module=names.riot_module,
                   qualify="".join(f"{ns}::" for ns in namespaces),
-                  model_bytes_c=c_bytes(context["model_data"]))
+                  models=[dict(m, bytes_c=c_bytes(m["data"])) for m in context["models"]])
     env = _environment()
     outputs = {
         "model_data.h": "model_data.h.j2",
