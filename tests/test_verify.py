@@ -173,7 +173,7 @@ def test_verify_errors_are_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty").mkdir()
     code, _, err = verify(tmp_path, capsys, "--board", "native", "--bundle", "empty")
-    assert code == 2 and err.count("\n") == 1 and "model.tflite" in err
+    assert code == 2 and err.count("\n") == 1 and "not a bundle (no readable manifest.json)" in err
     code, _, err = verify(tmp_path, capsys, "--board", "native", "--model", "missing.tflite")
     assert code == 2 and "missing.tflite" in err
 

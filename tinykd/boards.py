@@ -4,7 +4,7 @@ The built-in profiles live in `tinykd/boards/`; a `boards/` folder in the curren
 in `$TINYKD_BOARDS`) adds or replaces profiles, so adding a board is adding a file.
 
 The C backend's kernel variant is chosen by the compiler from the core's own macros
-(`firmware/runtime/tinykd_kernels.h`); a profile's `kernels` field says which one its core should get,
+(`tinykd/runtime/tinykd_kernels.h`); a profile's `kernels` field says which one its core should get,
 and `check_kernels` warns when its cflags compile another.
 """
 

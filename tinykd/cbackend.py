@@ -1,4 +1,4 @@
-"""The C backend: an INT8 TFLite model as plain C99 calls into tinykd's runtime (`firmware/runtime/`);
+"""The C backend: an INT8 TFLite model as plain C99 calls into tinykd's runtime (`tinykd/runtime/`);
 the only float32 tensors it allows are the outputs of DEQUANTIZE (int8 -> float32) layers.
 
 No interpreter and no flatbuffer on the device: weights become const arrays, each layer a const
@@ -9,7 +9,7 @@ them as TFLM's Prepare does; outputs are meant to be byte-equal to TFLM's.
 
 The same sources build for any core: the runtime carries every kernel variant the model's layers have
 (portable, dsp, mve), and the compiler keeps the one the core's macros choose
-(`firmware/runtime/tinykd_kernels.h`; `boards.kernels_define` forces one).
+(`tinykd/runtime/tinykd_kernels.h`; `boards.kernels_define` forces one).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .errors import TinykdError
 from .cplan import DSP_CONV_CHANNEL_BLOCK, plan_variants
 from .tflite import Model, Operator, Tensor
 
-RUNTIME_DIR = Path(__file__).resolve().parent.parent / "firmware" / "runtime"
+RUNTIME_DIR = Path(__file__).resolve().with_name("runtime")
 TEMPLATES_DIR = Path(__file__).with_name("templates") / "c"
 
 

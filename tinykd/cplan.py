@@ -2,7 +2,7 @@
 
 TFLM's greedy planner (`tinykd.memory.greedy_plan`) gives every tensor its own bytes while it lives,
 with sizes and offsets rounded to 16. The C backend calls kernels whose loop order is fixed (the
-reference kernels in `firmware/runtime/`), so it can do more, without changing a single output byte:
+reference kernels in `tinykd/runtime/`), so it can do more, without changing a single output byte:
 
 * A RESHAPE is an alias: its output is its input's bytes (the op generates no code).
 * An output may overlap an input that dies at its op (its last reader) when the kernel never writes a
@@ -101,7 +101,7 @@ class CPlan:
 # input's offset minus d: a write of output byte w then lands on input byte w - d, which is harmless
 # when every read still to come is of an input byte above it. So d must exceed (w - next read) for
 # every write, where "next read" is the lowest input byte any later read of the kernel touches.
-# The functions below compute that maximum for the loops in firmware/runtime/*.c; None means the
+# The functions below compute that maximum for the loops in tinykd/runtime/*.c; None means the
 # output must not overlap that input (the kernel rereads or reorders too much to bother).
 
 

@@ -1,9 +1,10 @@
 """Build the verification firmware for a board from a bundle's C backend, and run it on a target.
 
-`build_firmware(bundle_c_dir, board, out_dir)` compiles `firmware/app` (the verification app), the bundle's
-`c/` sources and, for a Cortex-M board, `firmware/startup` with a linker script generated from the board
-profile. The linker script holds the real board's flash and RAM, so a model that does not fit fails to
-link, and that failure is a one-line TinykdError naming the board and the overflow.
+`build_firmware(bundle_c_dir, board, out_dir)` compiles `tinykd/firmware/app` (the verification app), the
+bundle's `c/` sources and, for a Cortex-M board, `tinykd/firmware/startup` with a linker script generated from
+the board profile; CMake builds in a folder under `out_dir`, never in the package. The linker script holds
+the real board's flash and RAM, so a model that does not fit fails to link, and that failure is a one-line
+TinykdError naming the board and the overflow.
 
 Runners (mlonmcu style: one class per target, registered by name) take int8 input vectors and give the
 int8 outputs and, where the target can count them, the instructions per inference:
@@ -40,8 +41,8 @@ from .artifacts import write_tree
 from .boards import Board, build_variant, kernels_define
 from .errors import TinykdError
 
-REPO_DIR = Path(__file__).resolve().parent.parent
-FIRMWARE_DIR = REPO_DIR / "firmware"
+FIRMWARE_DIR = Path(__file__).resolve().with_name("firmware")
+"""The firmware's CMake project (package data, read-only in an installed package: builds go elsewhere)."""
 TOOLCHAIN_FILE = FIRMWARE_DIR / "cmake" / "arm-none-eabi.cmake"
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 STACK_BYTES = 4096
@@ -123,7 +124,7 @@ def build_firmware(bundle_c_dir: str | Path, board: Board, out_dir: str | Path, 
 
     `target` is native, qemu or serial (default: `default_target(board)`). qemu and serial build for the
     board's core with its flags; serial speaks the framed protocol on the CMSDK UART0 of the mps2 machines
-    (a real board needs its own `tinykd_uart_*` functions, see firmware/app/platform_uart.c).
+    (a real board needs its own `tinykd_uart_*` functions, see tinykd/firmware/app/platform_uart.c).
     """
     bundle_c_dir, out_dir = Path(bundle_c_dir).resolve(), Path(out_dir).resolve()
     target = (target or default_target(board)).split(":")[0]
@@ -131,15 +132,12 @@ def build_firmware(bundle_c_dir: str | Path, board: Board, out_dir: str | Path, 
         raise TinykdError(f"unknown firmware target {target!r}; use native, qemu or serial")
     if not (bundle_c_dir / "tinykd_model.h").is_file():
         raise TinykdError(f"{bundle_c_dir}: no tinykd_model.h; build the bundle's C backend first (tinykd build)")
-    if not (REPO_DIR / "CMakeLists.txt").is_file() or not FIRMWARE_DIR.is_dir():
-        raise TinykdError(f"the firmware sources are not next to the tinykd package (looked in {REPO_DIR}); "
-                          "use a source checkout installed with pip install -e .")
     _require("cmake", "cmake")
     out_dir.mkdir(parents=True, exist_ok=True)
     options, product = _cmake_options(bundle_c_dir, board, out_dir, target)
     build_dir = out_dir / "cmake-build"
     shutil.rmtree(build_dir, ignore_errors=True)
-    configure = ["cmake", "-S", str(REPO_DIR), "-B", str(build_dir)] + [f"-D{k}={v}" for k, v in options.items()]
+    configure = ["cmake", "-S", str(FIRMWARE_DIR), "-B", str(build_dir)] + [f"-D{k}={v}" for k, v in options.items()]
     log_path = out_dir / "build.log"
     with open(log_path, "w") as log:
         for step, command in (("configuring", configure), ("building", ["cmake", "--build", str(build_dir)])):
