@@ -231,7 +231,7 @@ def make_bundle(models: Model | list[Model], board: Board, names: Names = Names(
                "arena_lines": _arena_lines(entries, per_model_targets, "reference", "kTensorArenaSize"),
                "cmsis_nn_arena_lines": _arena_lines(entries, per_model_targets, "cmsis_nn",
                                                     "kTensorArenaSizeCmsisNn"),
-               "zephyr_stack_bytes": ZEPHYR_STACK_BYTES}
+               "zephyr_stack_bytes": ZEPHYR_STACK_BYTES, "tflm_version": installed_version()}
     if len(models) == 1:
         c_sources, c_backend = c_backend_files(model, board, size_c_backend, check_c_backend)
     else:
