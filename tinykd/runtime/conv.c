@@ -35,9 +35,8 @@ void tk_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
                     if (p->bias) {
                         acc += p->bias[oc];
                     }
-                    acc = tk_multiply(acc, p->multiplier[oc], (int)p->shift[oc]) + p->output_offset;
-                    output[((b * p->out_h + oy) * p->out_w + ox) * p->out_c + oc] =
-                        (int8_t)tk_clamp(acc, p->act_min, p->act_max);
+                    output[((b * p->out_h + oy) * p->out_w + ox) * p->out_c + oc] = tk_requantize(
+                        acc, p->multiplier, p->shift, oc, p->output_offset, p->act_min, p->act_max);
                 }
             }
         }

@@ -53,7 +53,7 @@ void tk_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
                             }
                         }
                     }
-                    out[oc] = tk_mve_requantize(acc, multiplier, shift, oc, output_offset, act_min, act_max);
+                    out[oc] = tk_requantize(acc, multiplier, shift, oc, output_offset, act_min, act_max);
                 }
             }
         }

@@ -89,8 +89,8 @@ void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *
                     tk_dw_block(p, image + c, p->weights + c, y0, x0, n, sums);
                     for (i = 0; i < n; ++i) {
                         const int32_t acc = bias ? (int32_t)((uint32_t)sums[i] + (uint32_t)bias[c + i]) : sums[i];
-                        out[c + i] = tk_mve_requantize(acc, p->multiplier, p->shift, c + i, p->output_offset,
-                                                       p->act_min, p->act_max);
+                        out[c + i] = tk_requantize(acc, p->multiplier, p->shift, c + i, p->output_offset,
+                                                   p->act_min, p->act_max);
                     }
                 }
             }

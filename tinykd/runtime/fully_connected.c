@@ -17,8 +17,8 @@ void tk_fully_connected(const tk_fully_connected_params *p, const int8_t *input,
             if (p->bias) {
                 acc += p->bias[o];
             }
-            acc = tk_multiply(acc, p->multiplier[o], (int)p->shift[o]) + p->output_offset;
-            output[b * p->out_depth + o] = (int8_t)tk_clamp(acc, p->act_min, p->act_max);
+            output[b * p->out_depth + o] = tk_requantize(acc, p->multiplier, p->shift, o, p->output_offset,
+                                                         p->act_min, p->act_max);
         }
     }
 }

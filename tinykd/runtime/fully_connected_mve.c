@@ -20,7 +20,7 @@ void tk_fully_connected(const tk_fully_connected_params *p, const int8_t *input,
         int8_t *out = output + b * units;
         for (o = 0; o < units; ++o) {
             const int32_t acc = tk_mve_dot(row, weights + o * depth, depth, input_offset, bias ? bias[o] : 0);
-            out[o] = tk_mve_requantize(acc, multiplier, shift, o, output_offset, act_min, act_max);
+            out[o] = tk_requantize(acc, multiplier, shift, o, output_offset, act_min, act_max);
         }
     }
 }

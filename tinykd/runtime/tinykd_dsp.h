@@ -237,12 +237,4 @@ static inline int tk_rq_table(tk_rq *table, const int32_t *bias, const int32_t *
 #define TK_NOINLINE
 #endif
 
-/* Requantizes an int32 sum into output channel c's int8, as every conv / fully-connected kernel does. */
-static inline int8_t tk_requantize(int32_t acc, const int32_t *multiplier, const int32_t *shift, int c,
-                                   int32_t output_offset, int32_t act_min, int32_t act_max)
-{
-    acc = tk_multiply(acc, multiplier[c], (int)shift[c]) + output_offset;
-    return (int8_t)tk_clamp(acc, act_min, act_max);
-}
-
 #endif /* TINYKD_DSP_H_ */

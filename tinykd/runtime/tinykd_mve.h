@@ -51,11 +51,4 @@ static inline int32_t tk_mve_dot(const int8_t *x, const int8_t *w, int n, int32_
 
 #endif
 
-static inline int8_t tk_mve_requantize(int32_t acc, const int32_t *multiplier, const int32_t *shift, int c,
-                                       int32_t output_offset, int32_t act_min, int32_t act_max)
-{
-    acc = tk_multiply(acc, multiplier[c], (int)shift[c]) + output_offset;
-    return (int8_t)tk_clamp(acc, act_min, act_max);
-}
-
 #endif /* TINYKD_MVE_H_ */

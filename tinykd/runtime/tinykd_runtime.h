@@ -68,6 +68,15 @@ static inline int32_t tk_clamp(int32_t x, int32_t low, int32_t high)
     return x < low ? low : (x > high ? high : x);
 }
 
+/* Requantizes an int32 sum into output channel c's int8, as every conv and fully-connected kernel
+ * does: per-channel multiplier and shift, the output offset, the fused activation's clamp. */
+static inline int8_t tk_requantize(int32_t acc, const int32_t *multiplier, const int32_t *shift, int c,
+                                   int32_t output_offset, int32_t act_min, int32_t act_max)
+{
+    acc = tk_multiply(acc, multiplier[c], (int)shift[c]) + output_offset;
+    return (int8_t)tk_clamp(acc, act_min, act_max);
+}
+
 /* exp(a) for a <= 0 given with `integer_bits` integer bits; result in Q0.31 (fixedpoint.c). */
 int32_t tk_exp_on_negative_values(int32_t a, int integer_bits);
 /* 1 / (1 + x) for x in [0, 1), both in Q0.31 (fixedpoint.c). */
@@ -122,9 +131,8 @@ static inline void tk_depthwise_conv_2d_reference(const tk_conv_params *p, const
                         if (p->bias) {
                             acc += p->bias[oc];
                         }
-                        acc = tk_multiply(acc, p->multiplier[oc], (int)p->shift[oc]) + p->output_offset;
-                        output[((b * p->out_h + oy) * p->out_w + ox) * p->out_c + oc] =
-                            (int8_t)tk_clamp(acc, p->act_min, p->act_max);
+                        output[((b * p->out_h + oy) * p->out_w + ox) * p->out_c + oc] = tk_requantize(
+                            acc, p->multiplier, p->shift, oc, p->output_offset, p->act_min, p->act_max);
                     }
                 }
             }
