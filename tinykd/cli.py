@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import TinykdError
+from tinykd.core.errors import TinykdError
 
 EXIT_USAGE = 2
 SMALL_DATA_BATCH = 16
@@ -45,7 +45,7 @@ def _common(parser: argparse.ArgumentParser, training: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .verify import CHECK_VECTORS
+    from tinykd.verify.compare import CHECK_VECTORS
 
     parser = argparse.ArgumentParser(
         prog="tinykd",
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config(args):
     """The pipeline file with the command line's overrides applied."""
-    from .config import config_from_dict, load_config
+    from tinykd.core.config import config_from_dict, load_config
 
     config = load_config(getattr(args, "config_file", None) or args.config)
     overrides = [
@@ -218,14 +218,14 @@ def _config(args):
 
 
 def cmd_run(args) -> int:
-    from . import pipeline
+    from tinykd.train import pipeline
 
     pipeline.run(_config(args), args.force)
     return 0
 
 
 def cmd_train(args) -> int:
-    from . import pipeline
+    from tinykd.train import pipeline
 
     config = _config(args)
     pipeline.train_stage(config, pipeline.load_data(config), args.force)
@@ -233,7 +233,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_distill(args) -> int:
-    from . import pipeline
+    from tinykd.train import pipeline
 
     config = _config(args)
     pipeline.distill_stage(config, pipeline.load_data(config), args.force, kd=not args.no_kd,
@@ -242,7 +242,7 @@ def cmd_distill(args) -> int:
 
 
 def cmd_quantize(args) -> int:
-    from . import pipeline
+    from tinykd.train import pipeline
 
     config = _config(args)
     model = args.model or pipeline.student_path(config)
@@ -254,7 +254,7 @@ def cmd_quantize(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from . import pipeline
+    from tinykd.train import pipeline
 
     config = pipeline.config_for_model(args.model, _config(args), dataset_given=args.dataset is not None)
     pipeline.evaluate_stage(args.model, pipeline.load_data(config, record=False), args.out)
@@ -262,7 +262,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .models import ARCHITECTURES, build_model
+    from tinykd.train.models import ARCHITECTURES, build_model
 
     print(f"{'name':<16} {'role':<8} {'input':<10} {'parameters':>10}  description")
     for arch in ARCHITECTURES.values():
@@ -273,7 +273,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .predict import predict_images
+    from tinykd.train.predict import predict_images
 
     if args.top < 1:
         raise TinykdError(f"--top {args.top}: list at least one class")
@@ -292,7 +292,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
+    from tinykd.ui.report import write_report
 
     html, markdown = write_report(args.run_dir or _config(args).run_dir, args.builds)
     print(f"tinykd: wrote {html} and {markdown}")
@@ -300,7 +300,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_label(args) -> int:
-    from .label import make_server
+    from tinykd.ui.label import make_server
 
     server = make_server(args.folder, args.port)
     host, port = server.server_address[:2]
@@ -315,9 +315,9 @@ def cmd_label(args) -> int:
 
 
 def cmd_count(args) -> int:
-    from . import pipeline
-    from .artifacts import write_json
-    from .count import cross_validate
+    from tinykd.train import pipeline
+    from tinykd.core.artifacts import write_json
+    from tinykd.train.count import cross_validate
 
     if args.folds < 2:
         raise TinykdError(f"--folds {args.folds}: cross-validation needs at least 2 folds")
@@ -341,7 +341,7 @@ def cmd_count(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from .tflite import read_model
+    from tinykd.tflite.reader import read_model
 
     summary = read_model(args.model).summary()
     if args.json:
@@ -367,7 +367,7 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_boards(args) -> int:
-    from .boards import all_boards
+    from tinykd.deploy.boards import all_boards
 
     boards = all_boards()
     if args.json:
@@ -386,16 +386,16 @@ def _kib(n: int) -> str:
 
 
 def cmd_build(args) -> int:
-    from .boards import build_variant, load_board
-    from .bundle import make_bundle, write_bundle
-    from .codegen import Names, default_array_names
-    from .tflite import read_model
-    from .verify import CHECK_VECTORS, describe_check_failure
+    from tinykd.deploy.boards import build_variant, load_board
+    from tinykd.deploy.bundle import make_bundle, write_bundle
+    from tinykd.deploy.tflm.codegen import Names, default_array_names
+    from tinykd.tflite.reader import read_model
+    from tinykd.verify.compare import CHECK_VECTORS, describe_check_failure
 
     board = load_board(args.board)
     model_paths = args.model
     if model_paths is None:
-        from . import pipeline
+        from tinykd.train import pipeline
 
         _quiet_tensorflow()
         model_paths = [pipeline.int8_model(_config(args))]
@@ -454,12 +454,12 @@ def cmd_build(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from . import tflm_host
-    from .artifacts import write_json
-    from .boards import load_board
-    from .bundle import MODEL_FILE, make_bundle, read_manifest, write_bundle
-    from .tflite import read_model
-    from .verify import quantized_images, random_inputs, report_table, verify_bundle
+    from tinykd.tflite import tflm_host
+    from tinykd.core.artifacts import write_json
+    from tinykd.deploy.boards import load_board
+    from tinykd.deploy.bundle import MODEL_FILE, make_bundle, read_manifest, write_bundle
+    from tinykd.tflite.reader import read_model
+    from tinykd.verify.compare import quantized_images, random_inputs, report_table, verify_bundle
 
     board = load_board(args.board)
     if args.vectors < 1:
@@ -477,7 +477,7 @@ def cmd_verify(args) -> int:
     else:
         model_path = args.model
         if model_path is None:
-            from . import pipeline
+            from tinykd.train import pipeline
 
             _quiet_tensorflow()
             model_path = pipeline.int8_model(_config(args))
@@ -489,7 +489,7 @@ def cmd_verify(args) -> int:
         write_bundle(bundle.files, bundle_dir, force=args.force)
         config = model_path.parent / "dataset.json"
     if config is not None and config.exists():
-        from . import pipeline
+        from tinykd.train import pipeline
 
         _quiet_tensorflow()
         dataset = pipeline.load_data(pipeline.config_for_model(model.path, _config(args), False), record=False)
@@ -538,7 +538,7 @@ def _quiet_tensorflow() -> None:
     user: import it once with the C-level stderr silenced, and keep its Python logger to errors."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    from .console import quiet
+    from tinykd.core.console import quiet
 
     with quiet():
         import tensorflow as tf
