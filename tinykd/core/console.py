@@ -27,3 +27,13 @@ def quiet():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def quiet_tensorflow() -> None:
+    """TensorFlow's start-up chatter (CUDA probing, CPU features, retracing notes) is noise for a CLI
+    user: import it once with the C-level stderr silenced, and keep its Python logger to errors."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    with quiet():
+        import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")

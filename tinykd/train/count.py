@@ -17,9 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tinykd.core.artifacts import write_json
 from tinykd.core.config import PipelineConfig
-from tinykd.train.data import Dataset
 from tinykd.core.errors import TinykdError
+from tinykd.train.data import Dataset
+
+SMALL_DATA_BATCH = 16
+"""Batch size of the counting recipe (at most): with a few hundred images, 128 would be one step an epoch."""
+CV_FILE = "count_cv.json"
 
 
 def kfold_indices(count: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -74,3 +79,21 @@ def cross_validate(config: PipelineConfig, dataset: Dataset, folds: int = 5) -> 
                for who in ("teacher", "student", "mean_baseline")}
     return {"folds": results, "mean": average, "classes": dataset.class_names, "images": len(x),
             "unlabelled": dataset.unlabelled}
+
+
+def counting_recipe(config: PipelineConfig) -> PipelineConfig:
+    """The pipeline with the small-data recipe: strong augmentation, batches of at most SMALL_DATA_BATCH."""
+    config.teacher.augment = config.student.augment = "strong"
+    for section in (config.teacher, config.student):  # a few hundred images: small batches, more steps
+        section.batch_size = min(section.batch_size, SMALL_DATA_BATCH)
+    return config
+
+
+def cross_validate_run(config: PipelineConfig, folds: int = 5) -> tuple[dict, Path]:
+    """Cross-validate the recipe on the run's dataset and write RUN_DIR/count_cv.json: (result, its path)."""
+    from tinykd.train import pipeline
+
+    result = cross_validate(config, pipeline.load_data(config), folds)
+    path = config.run_dir / CV_FILE
+    write_json(path, result)
+    return result, path

@@ -69,6 +69,20 @@ def quantized_images(model: Model, images: np.ndarray) -> np.ndarray:
     return rows.reshape(len(rows), -1)
 
 
+def golden_inputs(model: Model, count: int, config=None) -> tuple[np.ndarray, str]:
+    """The inputs to verify with, and what they are: given the pipeline config, the first `count` test images
+    of the dataset the model was trained on when the model comes from a pipeline run (dataset.json beside
+    it); else `count` seeded random int8 vectors."""
+    if config is not None and (Path(model.path).parent / "dataset.json").exists():
+        from tinykd.core.console import quiet_tensorflow
+        from tinykd.train import pipeline
+
+        quiet_tensorflow()
+        dataset = pipeline.load_data(pipeline.config_for_model(Path(model.path), config, False), record=False)
+        return quantized_images(model, dataset.x_test[:count]), f"{dataset.name} test images"
+    return random_inputs(model, count), "seeded random int8 vectors"
+
+
 def tflm_outputs(model: Model, inputs: np.ndarray, version: str | None = None) -> np.ndarray:
     """The host TFLM interpreter's output bytes (as int8): the golden reference (run in a child process;
     `version` a tflite-micro version, None the installed one)."""
