@@ -17,8 +17,8 @@ from tinykd.deploy.cbackend import lower as cbackend
 from tinykd.core.artifacts import write_tree
 from tinykd.deploy.boards import KERNEL_VARIANTS, kernels_define
 from tinykd.deploy.cbackend.lower import arena_offsets, generate_c_backend
-from tinykd.deploy.cbackend.plan import (ALIGNMENT, DSP_CONV_CHANNEL_BLOCK, Block, CPlan, arena_blocks, overlap_distance, place,
-                          plan_arena, plan_variants)
+from tinykd.deploy.cbackend.plan import (ALIGNMENT, DSP_CONV_CHANNEL_BLOCK, Block, CPlan, arena_blocks,
+                                         overlap_distance, place, plan_arena, plan_variants)
 from tinykd.deploy.cbackend.quantize import same_padding
 from tinykd.deploy.tflm.memory import estimate_arena, measure_arena
 from tinykd.tflite.reader import Model, Operator, Tensor, read_model

@@ -7,7 +7,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tinykd.core.config import FeatureKD, StudentConfig
 from tinykd.train.data import load_dataset
 from tinykd.train.distill import (cached_distiller, distill_student, ensemble_logits, load_teacher,
-                            make_distiller)
+                                  make_distiller)
 from tinykd.core.errors import TinykdError
 from tinykd.train.models import build_model
 

@@ -19,7 +19,7 @@ from tinykd.deploy.boards import load_board
 from tinykd.deploy.cbackend.lower import RUNTIME_DIR
 from tinykd.core.errors import TinykdError
 from tinykd.verify.firmware import (MACHINES, FrameReader, SerialRunner, build_firmware, encode_frame, make_runner,
-                             render_linker_script)
+                                    render_linker_script)
 
 IN_BYTES, OUT_BYTES = 2304, 10
 
