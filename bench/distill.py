@@ -20,10 +20,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from tinykd.config import StudentConfig  # noqa: E402
-from tinykd.data import load_dataset  # noqa: E402
-from tinykd.distill import distill_student  # noqa: E402
-from tinykd.models import build_model  # noqa: E402
+from tinykd.core.config import StudentConfig  # noqa: E402
+from tinykd.train.data import load_dataset  # noqa: E402
+from tinykd.train.distill import distill_student  # noqa: E402
+from tinykd.train.models import build_model  # noqa: E402
 
 
 def main() -> None:

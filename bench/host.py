@@ -20,11 +20,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from tinykd.artifacts import write_tree  # noqa: E402
-from tinykd.cbackend import generate_c_backend  # noqa: E402
-from tinykd.console import quiet  # noqa: E402
-from tinykd.tflite import read_model  # noqa: E402
-from tinykd import tflm_host  # noqa: E402
+from tinykd.core.artifacts import write_tree  # noqa: E402
+from tinykd.deploy.cbackend.lower import generate_c_backend  # noqa: E402
+from tinykd.core.console import quiet  # noqa: E402
+from tinykd.tflite.reader import read_model  # noqa: E402
+from tinykd.tflite import tflm_host  # noqa: E402
 
 ROUNDS, CALLS = 15, 20
 

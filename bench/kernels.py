@@ -22,12 +22,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from tinykd.boards import forced_kernels, load_board  # noqa: E402
-from tinykd.artifacts import write_tree  # noqa: E402
-from tinykd.cbackend import generate_c_backend  # noqa: E402
-from tinykd.console import quiet  # noqa: E402
-from tinykd.firmware import build_firmware, make_runner  # noqa: E402
-from tinykd.tflite import parse_model  # noqa: E402
+from tinykd.deploy.boards import forced_kernels, load_board  # noqa: E402
+from tinykd.core.artifacts import write_tree  # noqa: E402
+from tinykd.deploy.cbackend.lower import generate_c_backend  # noqa: E402
+from tinykd.core.console import quiet  # noqa: E402
+from tinykd.verify.firmware import build_firmware, make_runner  # noqa: E402
+from tinykd.tflite.reader import parse_model  # noqa: E402
 
 CORES = {"cortex-m4": "nucleo-f446re", "cortex-m7": "nucleo-f767zi"}
 VARIANTS = ("portable", "dsp")
@@ -58,7 +58,7 @@ def cases():
 
 
 def convert(keras_model, index: int):
-    from tinykd.quantize import to_int8_tflite
+    from tinykd.train.quantize import to_int8_tflite
 
     rng = np.random.default_rng(index)
     representative = rng.uniform(-1, 1, (16,) + tuple(keras_model.input_shape[1:])).astype(np.float32)

@@ -3,7 +3,7 @@
     .venv/bin/python bench/models.py [--board B] [MODEL.tflite ...]      (default board: nucleo-f767zi)
 
 For each model: the smallest arena the real TFLM interpreter accepts on the host (measured by
-bisection, `tinykd.memory.measure_arena`), TFLM's planned head alone (its greedy plan of the
+bisection, `tinykd.deploy.tflm.memory.measure_arena`), TFLM's planned head alone (its greedy plan of the
 activations), the C backend's RAM (its one static arena; it has no other state) and their ratio, the
 model's MACs, and on the board's core in QEMU (exact instruction counts) the instructions per inference
 with the portable kernels (forced) and those the board's flags pick, and the verification firmware's flash (text + data
@@ -30,7 +30,7 @@ def zoo_models(folder: Path) -> list[Path]:
     sys.path.insert(0, str(ROOT / "tests"))
     from zoo import build_zoo
 
-    from tinykd.console import quiet
+    from tinykd.core.console import quiet
 
     with quiet():
         return list(build_zoo(folder).values())
@@ -42,10 +42,10 @@ def on_board(model, board, folder: Path) -> dict:
 
     import numpy as np
 
-    from tinykd.artifacts import write_tree
-    from tinykd.boards import forced_kernels
-    from tinykd.cbackend import generate_c_backend
-    from tinykd.firmware import build_firmware, make_runner
+    from tinykd.core.artifacts import write_tree
+    from tinykd.deploy.boards import forced_kernels
+    from tinykd.deploy.cbackend.lower import generate_c_backend
+    from tinykd.verify.firmware import build_firmware, make_runner
 
     rows = np.zeros((2, sum(t.nbytes for t in model.input_tensors())), np.int8)
     result = {}
@@ -61,9 +61,9 @@ def on_board(model, board, folder: Path) -> dict:
 
 
 def row(path: Path, board, folder: Path) -> tuple:
-    from tinykd.cbackend import arena_offsets
-    from tinykd.memory import estimate_arena, greedy_plan, measure_arena, tensor_buffers
-    from tinykd.tflite import read_model
+    from tinykd.deploy.cbackend.lower import arena_offsets
+    from tinykd.deploy.tflm.memory import estimate_arena, greedy_plan, measure_arena, tensor_buffers
+    from tinykd.tflite.reader import read_model
 
     model = read_model(path)
     measured = measure_arena(path, start=estimate_arena(model, 8).total_bytes)
@@ -77,7 +77,7 @@ def row(path: Path, board, folder: Path) -> tuple:
 def main(argv: list[str]) -> int:
     import argparse
 
-    from tinykd.boards import build_variant, load_board
+    from tinykd.deploy.boards import build_variant, load_board
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", type=Path)

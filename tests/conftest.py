@@ -44,7 +44,7 @@ def write_cifar_batches(folder, n=20, seed=0) -> None:
 @pytest.fixture
 def no_system_data(tmp_path, monkeypatch):
     """Hide the machine's datasets (Debian package, ~/.keras) and forbid downloads."""
-    import tinykd.data as data
+    import tinykd.train.data as data
 
     monkeypatch.setattr(data, "SYSTEM_DATA_DIR", tmp_path / "no-system-data")
     monkeypatch.setattr(data, "KERAS_DATA_DIR", tmp_path / "no-keras-data")
@@ -65,7 +65,7 @@ def zoo(tmp_path_factory):
     """The INT8 model zoo of tests/zoo.py, converted once per test session: name -> .tflite path."""
     from zoo import build_zoo
 
-    from tinykd.console import quiet
+    from tinykd.core.console import quiet
 
     with quiet():
         return build_zoo(tmp_path_factory.mktemp("zoo"))
@@ -77,7 +77,7 @@ def suite_models(request, tmp_path_factory):
     pytest's cache under a key of their sources and TensorFlow's version, so only a change reconverts."""
     from model_suite import convert_suite, source_key
 
-    from tinykd.console import quiet
+    from tinykd.core.console import quiet
 
     cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
     folder = cache.mkdir("tinykd-model-suite") / source_key() if cache else tmp_path_factory.mktemp("suite")

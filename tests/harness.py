@@ -10,11 +10,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from tinykd import tflm_host
-from tinykd.artifacts import write_tree
-from tinykd.boards import forced_kernels, kernels_define, load_board
-from tinykd.cbackend import generate_c_backend
-from tinykd.firmware import build_firmware, make_runner
+from tinykd.tflite import tflm_host
+from tinykd.core.artifacts import write_tree
+from tinykd.deploy.boards import forced_kernels, kernels_define, load_board
+from tinykd.deploy.cbackend.lower import generate_c_backend
+from tinykd.verify.firmware import build_firmware, make_runner
 
 DRIVER = r"""
 #include <stdio.h>

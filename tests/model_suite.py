@@ -23,8 +23,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from tinykd.quantize import to_int8_tflite
-from tinykd.tflite import parse_model
+from tinykd.train.quantize import to_int8_tflite
+from tinykd.tflite.reader import parse_model
 
 CALIBRATION_SAMPLES = 24
 
@@ -188,10 +188,10 @@ def source_key() -> str:
     """A hash of what the converted files depend on: this module, tinykd's converter, TensorFlow's version."""
     import tensorflow as tf
 
-    import tinykd.quantize
+    import tinykd.train.quantize
 
     digest = hashlib.sha256(tf.__version__.encode())
-    for module in (__file__, tinykd.quantize.__file__):
+    for module in (__file__, tinykd.train.quantize.__file__):
         digest.update(Path(module).read_bytes())
     return digest.hexdigest()[:16]
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tinykd.boards import all_boards, load_board
-from tinykd.bundle import make_bundle, tflm_registrations, write_bundle
+from tinykd.deploy.boards import all_boards, load_board
+from tinykd.deploy.bundle import make_bundle, tflm_registrations, write_bundle
 from tinykd.cli import main
-from tinykd.codegen import Names, tflm_method
-from tinykd.errors import TinykdError
-from tinykd.tflite import parse_model, read_model
+from tinykd.deploy.tflm.codegen import Names, tflm_method
+from tinykd.core.errors import TinykdError
+from tinykd.tflite.reader import parse_model, read_model
 
 GXX = "g++"
 
@@ -102,7 +102,7 @@ def test_arduino_library_sketch_runs_the_model(zoo, tmp_path):
     TFLM predicts for the same blank input."""
     import numpy as np
 
-    from tinykd.verify import tflm_outputs
+    from tinykd.verify.compare import tflm_outputs
 
     model = read_model(zoo["plain_conv"])
     bundle = tmp_path / "bundle"
@@ -316,7 +316,7 @@ def dead_channel_model(folder: Path) -> Path:
     from keras import layers
 
     from model_suite import zero_dead_scales
-    from tinykd.quantize import to_int8_tflite
+    from tinykd.train.quantize import to_int8_tflite
 
     keras.utils.set_random_seed(5)
     x = inputs = keras.Input((8, 8, 8))
@@ -335,7 +335,7 @@ def test_build_checks_its_c_backend_against_tflm_and_refuses_a_wrong_kernel(tmp_
     """The check runs the board's kernel variant: with the old DSP requantization bug (a block of
     channels on the slow path read the fast path's shift) build exits 1, names the layer and writes
     nothing; --no-check writes the bundle anyway, and says so in the manifest."""
-    import tinykd.cbackend
+    import tinykd.deploy.cbackend.lower
 
     monkeypatch.chdir(tmp_path)
     model = dead_channel_model(tmp_path)
@@ -346,13 +346,13 @@ def test_build_checks_its_c_backend_against_tflm_and_refuses_a_wrong_kernel(tmp_
 
     broken = tmp_path / "runtime"
     broken.mkdir()
-    for source in tinykd.cbackend.RUNTIME_DIR.iterdir():
+    for source in tinykd.deploy.cbackend.lower.RUNTIME_DIR.iterdir():
         (broken / source.name).write_text(source.read_text())
     header = (broken / "tinykd_dsp.h").read_text()
     fixed = "return tk_multiply(acc, q->multiplier, q->shift);"
     assert fixed in header
     (broken / "tinykd_dsp.h").write_text(header.replace(fixed, "return tk_multiply(acc, q->multiplier, -q->right);"))
-    monkeypatch.setattr(tinykd.cbackend, "RUNTIME_DIR", broken)
+    monkeypatch.setattr(tinykd.deploy.cbackend.lower, "RUNTIME_DIR", broken)
     assert main(["build", "--board", "nucleo-f767zi", "--model", str(model), "--out", "bad"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nothing written" in err
@@ -425,8 +425,8 @@ def test_bad_model_files_are_one_line_errors(bad_models, tmp_path, monkeypatch, 
 def test_a_float_model_is_refused_by_build(tmp_path, monkeypatch, capsys):
     from zoo import mlp
 
-    from tinykd.console import quiet
-    from tinykd.quantize import to_float_tflite
+    from tinykd.core.console import quiet
+    from tinykd.train.quantize import to_float_tflite
 
     with quiet():
         data = to_float_tflite(mlp())

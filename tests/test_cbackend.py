@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 from keras import layers
 
-from tinykd import boards
-from tinykd.artifacts import write_tree
-from tinykd.boards import KERNEL_VARIANTS, compiled_variant, forced_kernels, kernels_define, load_board
-from tinykd.bundle import arduino_files, c_backend_files
-from tinykd.firmware import build_firmware, make_runner
-from tinykd.cbackend import RUNTIME_DIR, arena_plans, generate_c_backend, variant_sources
-from tinykd.errors import TinykdError
-from tinykd.quantize import to_int8_tflite
-from tinykd.tflite import parse_model, read_model
+from tinykd.deploy import boards
+from tinykd.core.artifacts import write_tree
+from tinykd.deploy.boards import KERNEL_VARIANTS, compiled_variant, forced_kernels, kernels_define, load_board
+from tinykd.deploy.bundle import arduino_files, c_backend_files
+from tinykd.verify.firmware import build_firmware, make_runner
+from tinykd.deploy.cbackend.lower import RUNTIME_DIR, arena_plans, generate_c_backend, variant_sources
+from tinykd.core.errors import TinykdError
+from tinykd.train.quantize import to_int8_tflite
+from tinykd.tflite.reader import parse_model, read_model
 
 from harness import CFLAGS, assert_bit_exact, random_vectors, rows_of, run_on_qemu, run_tflm
 
@@ -165,18 +165,18 @@ def test_a_profile_whose_flags_lack_its_kernels_is_warned_about(zoo, caplog, mon
     kernels; without the compiler to ask, no warning and the profile's word."""
     model = read_model(zoo["mlp"])
     wrong = dataclasses.replace(load_board("nucleo-f446re"), name="wrong", cflags=["-mcpu=cortex-m0plus", "-mthumb"])
-    with caplog.at_level(logging.WARNING, logger="tinykd.boards"):
+    with caplog.at_level(logging.WARNING, logger="tinykd.deploy.boards"):
         _, info = c_backend_files(model, wrong, size=False, check=False)
     assert info["kernel_variant"] == "portable" and "fully_connected.c" in info["kernels"]
     assert "board wrong promises the dsp kernels, but its cflags (-mcpu=cortex-m0plus -mthumb) compile the " \
            "portable ones" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="tinykd.boards"):
+    with caplog.at_level(logging.WARNING, logger="tinykd.deploy.boards"):
         _, info = c_backend_files(model, load_board("nucleo-f446re"), size=False, check=False)
     assert info["kernel_variant"] == "dsp" and "fully_connected_dsp.c" in info["kernels"] and not caplog.text
     monkeypatch.setattr(shutil, "which", lambda name: None)
     unknown = dataclasses.replace(wrong, cflags=["-mcpu=cortex-m0plus", "-mthumb", "-Os"])  # not cached yet
-    with caplog.at_level(logging.WARNING, logger="tinykd.boards"):
+    with caplog.at_level(logging.WARNING, logger="tinykd.deploy.boards"):
         _, info = c_backend_files(model, unknown, size=False, check=False)
     assert info["kernel_variant"] == "dsp" and not caplog.text
 

@@ -1,7 +1,7 @@
 import pytest
 
-from tinykd.config import PipelineConfig, config_from_dict, load_config
-from tinykd.errors import TinykdError
+from tinykd.core.config import PipelineConfig, config_from_dict, load_config
+from tinykd.core.errors import TinykdError
 
 
 def test_defaults_are_the_fashion_mnist_48_pipeline(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import write_counting_set
 from tinykd.cli import main
-from tinykd.count import count_metrics, kfold_indices
+from tinykd.train.count import count_metrics, kfold_indices
 
 
 def test_folds_partition_the_images():

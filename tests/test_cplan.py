@@ -1,4 +1,4 @@
-"""The C backend's own arena plan (tinykd.cplan): small, valid, and safe for the kernels' loop orders.
+"""The C backend's own arena plan (tinykd.deploy.cbackend.plan): small, valid, and safe for the kernels' loop orders.
 
 The bit-exact tests (test_cbackend.py, test_verify.py) run the planned code against TFLM; here:
 the RAM target against the real TFLM interpreter, the plan's invariants (for each kernel variant's
@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinykd import cbackend
-from tinykd.artifacts import write_tree
-from tinykd.boards import KERNEL_VARIANTS, kernels_define
-from tinykd.cbackend import arena_offsets, generate_c_backend
-from tinykd.cplan import (ALIGNMENT, DSP_CONV_CHANNEL_BLOCK, Block, CPlan, arena_blocks, overlap_distance, place,
-                          plan_arena, plan_variants)
-from tinykd.cquant import same_padding
-from tinykd.memory import estimate_arena, measure_arena
-from tinykd.tflite import Model, Operator, Tensor, read_model
+from tinykd.deploy.cbackend import lower as cbackend
+from tinykd.core.artifacts import write_tree
+from tinykd.deploy.boards import KERNEL_VARIANTS, kernels_define
+from tinykd.deploy.cbackend.lower import arena_offsets, generate_c_backend
+from tinykd.deploy.cbackend.plan import (ALIGNMENT, DSP_CONV_CHANNEL_BLOCK, Block, CPlan, arena_blocks,
+                                         overlap_distance, place, plan_arena, plan_variants)
+from tinykd.deploy.cbackend.quantize import same_padding
+from tinykd.deploy.tflm.memory import estimate_arena, measure_arena
+from tinykd.tflite.reader import Model, Operator, Tensor, read_model
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 MLPERF = ["kws_ref_model.tflite", "pretrainedResnet_quant.tflite"]

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from conftest import write_cifar_batches, write_idx, write_idx_dataset
-from tinykd.data import FASHION_CLASSES, SYSTEM_DATA_DIR, load_dataset, read_idx
-from tinykd.errors import TinykdError
+from tinykd.train.data import FASHION_CLASSES, SYSTEM_DATA_DIR, load_dataset, read_idx
+from tinykd.core.errors import TinykdError
 
 
 def test_idx_roundtrip_plain_and_gzipped(tmp_path):

@@ -4,12 +4,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tinykd.config import FeatureKD, StudentConfig
-from tinykd.data import load_dataset
-from tinykd.distill import (cached_distiller, distill_student, ensemble_logits, load_teacher,
-                            make_distiller)
-from tinykd.errors import TinykdError
-from tinykd.models import build_model
+from tinykd.core.config import FeatureKD, StudentConfig
+from tinykd.train.data import load_dataset
+from tinykd.train.distill import (cached_distiller, distill_student, ensemble_logits, load_teacher,
+                                  make_distiller)
+from tinykd.core.errors import TinykdError
+from tinykd.train.models import build_model
 
 
 def _softmax(z):

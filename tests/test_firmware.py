@@ -15,11 +15,11 @@ import tty
 import numpy as np
 import pytest
 
-from tinykd.boards import load_board
-from tinykd.cbackend import RUNTIME_DIR
-from tinykd.errors import TinykdError
-from tinykd.firmware import (MACHINES, FrameReader, SerialRunner, build_firmware, encode_frame, make_runner,
-                             render_linker_script)
+from tinykd.deploy.boards import load_board
+from tinykd.deploy.cbackend.lower import RUNTIME_DIR
+from tinykd.core.errors import TinykdError
+from tinykd.verify.firmware import (MACHINES, FrameReader, SerialRunner, build_firmware, encode_frame, make_runner,
+                                    render_linker_script)
 
 IN_BYTES, OUT_BYTES = 2304, 10
 

@@ -21,10 +21,10 @@ import pytest
 
 from harness import differing_bytes, random_vectors, run_c, run_on_qemu, run_tflm
 from singleop import GENERATORS, KERNEL_OPS, LARGE, SMALL, Limits, build_model
-from tinykd import cquant
-from tinykd.boards import KERNEL_VARIANTS, build_variant, load_board
-from tinykd.cbackend import SUPPORTED_OPS, VARIANT_FILES, build_layers
-from tinykd.tflite import Model, parse_model
+from tinykd.deploy.cbackend import quantize as cquant
+from tinykd.deploy.boards import KERNEL_VARIANTS, build_variant, load_board
+from tinykd.deploy.cbackend.lower import SUPPORTED_OPS, VARIANT_FILES, build_layers
+from tinykd.tflite.reader import Model, parse_model
 
 KERNELS = sorted(GENERATORS)
 SMALL_CASES = 50

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tinykd.cli import main
-from tinykd.label import make_server
+from tinykd.ui.label import make_server
 
 
 @pytest.fixture

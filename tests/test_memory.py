@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tinykd.boards import load_board
-from tinykd.bundle import make_bundle
-from tinykd.memory import (ABIS, Buffer, arena_estimates, arena_target, c_layout, estimate_arena, greedy_plan,
-                           measure_arena, tensor_buffers)
-from tinykd.tflite import read_model
+from tinykd.deploy.boards import load_board
+from tinykd.deploy.bundle import make_bundle
+from tinykd.deploy.tflm.memory import (ABIS, Buffer, arena_estimates, arena_target, c_layout, estimate_arena,
+                                       greedy_plan, measure_arena, tensor_buffers)
+from tinykd.tflite.reader import read_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_MODELS = SHARED / "models"

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinykd import cquant
-from tinykd.boards import KERNEL_VARIANTS, build_variant, load_board
-from tinykd.cplan import DSP_CONV_CHANNEL_BLOCK
-from tinykd.tflite import read_model
-from tinykd.verify import first_divergent_layer
+from tinykd.deploy.cbackend import quantize as cquant
+from tinykd.deploy.boards import KERNEL_VARIANTS, build_variant, load_board
+from tinykd.deploy.cbackend.plan import DSP_CONV_CHANNEL_BLOCK
+from tinykd.tflite.reader import read_model
+from tinykd.verify.compare import first_divergent_layer
 
 from harness import assert_bit_exact_on_qemu, random_vectors, rows_of, run_c, run_tflm
 from model_suite import BUILDERS, dead_channels

@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from tinykd.errors import TinykdError
-from tinykd.models import ARCHITECTURES, build_model
+from tinykd.core.errors import TinykdError
+from tinykd.train.models import ARCHITECTURES, build_model
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))

@@ -59,7 +59,7 @@ def test_int8_model_is_full_integer(run_dir):
     quantized = json.loads((run_dir / "student_quantize.json").read_text())
     assert quantized["int8"]["test_accuracy"] > 0.3, "the INT8 model must still classify digits"
     # one weight scale per dense layer: the TFLM versions RIOT and Zephyr pin compute nothing else right
-    from tinykd.tflite import read_model
+    from tinykd.tflite.reader import read_model
 
     model = read_model(run_dir / "student_int8.tflite")
     dense = [op for op in model.operators if op.op == "FULLY_CONNECTED"]

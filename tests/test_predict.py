@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from tinykd.cli import main
-from tinykd.data import prepare_images
-from tinykd.evaluate import quantize_input
-from tinykd.tflite import read_model
+from tinykd.train.data import prepare_images
+from tinykd.train.evaluate import quantize_input
+from tinykd.tflite.reader import read_model
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_int8_model_predicts_like_its_interpreter_on_the_same_preprocessing(zoo,
 
 
 def test_keras_model_with_class_names_from_its_run(images, tmp_path, capsys):
-    from tinykd.models import build_model
+    from tinykd.train.models import build_model
 
     paths, _ = images
     run = tmp_path / "run"

@@ -81,7 +81,7 @@ def softmax_model(folder, classes, weight_scale, bias_range):
     import numpy as np
     from keras import layers
 
-    from tinykd.quantize import to_int8_tflite
+    from tinykd.train.quantize import to_int8_tflite
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((4,))

@@ -48,7 +48,7 @@ def test_the_wheel_builds_and_verifies_outside_the_checkout(venv, tmp_path):
     """`tinykd build` for a Cortex-M board, `tinykd verify` natively and in QEMU, from the installed wheel alone."""
     from zoo import build_zoo
 
-    from tinykd.console import quiet
+    from tinykd.core.console import quiet
 
     env, site = venv
     with quiet():
@@ -65,7 +65,7 @@ def test_the_wheel_builds_and_verifies_outside_the_checkout(venv, tmp_path):
     assert (runtime / "tinykd_runtime.h").is_file() and (runtime / "tinykd_kernels.h").is_file()
     assert any(runtime.glob("fully_connected*.c"))
     for path in runtime.iterdir():
-        assert path.read_bytes() == (site / "tinykd" / "runtime" / path.name).read_bytes(), path.name
+        assert path.read_bytes() == (site / "tinykd" / "deploy" / "runtime" / path.name).read_bytes(), path.name
 
     run([tinykd, "verify", "--board", "native", "--model", model, "--vectors", 5, "--out", tmp_path / "native"],
         cwd=cwd)

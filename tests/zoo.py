@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from tinykd.quantize import to_int8_tflite
+from tinykd.train.quantize import to_int8_tflite
 
 
 def plain_conv():
@@ -104,7 +104,7 @@ def concat_mul():
 
 def tiny_student():
     """The project's own default student at 48x48."""
-    from tinykd.models import build_model
+    from tinykd.train.models import build_model
 
     return build_model("tiny_conv", (48, 48, 1), 10)
 

@@ -1,0 +1,225 @@
+"""The `tinykd.toml` pipeline file as typed dataclasses. Every default lives here, once."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinykd.core.errors import TinykdError
+
+CONFIG_FILE = "tinykd.toml"
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, and how its images are prepared."""
+
+    dataset: str = "fashion_mnist"
+    image_size: int | list[int] = 48
+    channels: int = 1
+    validation_split: float = 0.1
+    data_dir: str = ""
+    limit: int = 0
+    """Use at most this many training images (0: all); for quick runs."""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the images the models see."""
+        if isinstance(self.image_size, int):
+            return (self.image_size, self.image_size)
+        return (int(self.image_size[0]), int(self.image_size[1]))
+
+
+@dataclass
+class TeacherConfig:
+    """The teacher: trained on labels with label smoothing, L2 and light augmentation."""
+
+    architecture: str = "cnn_teacher"
+    width: float = 1.0
+    epochs: int = 12
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    label_smoothing: float = 0.05
+    augment: bool | str = True
+    """true: light (pad + crop, brightness, contrast); "strong": also flips, larger shifts and changes."""
+    extra: list[str] = field(default_factory=list)
+    """Further teachers (.keras or .onnx files) whose logits are averaged with this one's."""
+
+
+@dataclass
+class FeatureKD:
+    """One feature-distillation pair: a teacher layer taught to a student layer."""
+
+    teacher_layer: str
+    student_layer: str
+    loss: str = "auto"
+    """mse, cosine_similarity, or auto: mse on feature maps, cosine on hidden vectors."""
+    weight: float = 1.0
+
+
+@dataclass
+class StudentConfig:
+    """The student: distilled from the teacher(s), or trained on labels alone with kd = false."""
+
+    architecture: str = "tiny_conv"
+    width: float = 1.0
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    alpha: float = 0.5
+    temperature: float = 3.0
+    kd: bool = True
+    baseline: bool = True
+    """Also train the same student without KD, so the KD gain is measured."""
+    augment: bool | str = False
+    features: list[FeatureKD] = field(default_factory=list)
+
+
+@dataclass
+class QuantizeConfig:
+    """Full-integer INT8 conversion."""
+
+    representative_samples: int = 500
+    per_channel_dense: bool = False
+    """Per-channel FULLY_CONNECTED weights: the TFLM versions RIOT and Zephyr pin (2024) miscompute or
+    refuse them, so the default is one scale per dense layer."""
+
+
+@dataclass
+class VerifyConfig:
+    """`tinykd verify`'s defaults."""
+
+    tflm: str = "latest"
+    """The TFLM version that is the reference: latest (installed with tinykd), riot, zephyr (the versions
+    those RTOSes pin) or a tflite-micro nightly such as 0.dev20240520175645."""
+
+
+@dataclass
+class PipelineConfig:
+    """The whole pipeline: one run directory `runs/<name>/`."""
+
+    name: str = "fashion"
+    seed: int = 0
+    runs_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+
+_SECTIONS = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig,
+             "quantize": QuantizeConfig, "verify": VerifyConfig}
+
+
+def load_config(path: str | Path | None = None) -> PipelineConfig:
+    """Read a pipeline file; with no path, `tinykd.toml` if it exists, else the built-in default."""
+    if path is None:
+        if not Path(CONFIG_FILE).exists():
+            return PipelineConfig()
+        path = CONFIG_FILE
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise TinykdError(f"{path}: no such pipeline file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise TinykdError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(raw, str(path))
+
+
+def config_from_dict(raw: dict, origin: str = "config") -> PipelineConfig:
+    """Build a PipelineConfig from parsed TOML, rejecting unknown keys and wrong types."""
+    top = {k: v for k, v in raw.items() if k not in _SECTIONS}
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        value = raw.get(name, {})
+        if not isinstance(value, dict):
+            raise TinykdError(f"{origin}: [{name}] must be a table")
+        sections[name] = build_dataclass(cls, value, f"{origin}: [{name}]")
+    config = build_dataclass(PipelineConfig, top, origin)
+    for name, value in sections.items():
+        setattr(config, name, value)
+    config.student.features = [
+        f if isinstance(f, FeatureKD) else build_dataclass(FeatureKD, f, f"{origin}: [[student.features]]")
+        for f in config.student.features]
+    _validate(config, origin)
+    return config
+
+
+def build_dataclass(cls, values: dict, where: str):
+    """Build `cls` from a TOML table, naming the table in errors about unknown, missing or mistyped keys."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise TinykdError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(fields))}")
+    missing = [name for name, f in fields.items() if name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise TinykdError(f"{where}: missing key {missing[0]!r}")
+    for key, value in values.items():
+        if not _matches(value, hints[key]):
+            raise TinykdError(f"{where}: {key} = {value!r} is not {_type_name(hints[key])}")
+    return cls(**values)
+
+
+def _matches(value, hint) -> bool:
+    """Whether a TOML value fits a field's type annotation (bool is not a number here)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, typing.get_args(hint)[0]) for v in value)
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, (dict, hint))
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(hint))
+    if origin is list:
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(typing.get_args(hint)[0],
+                                                                                     "tables")
+    if dataclasses.is_dataclass(hint):
+        return "a table"
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _validate(config: PipelineConfig, origin: str) -> None:
+    checks = [
+        (0.0 <= config.student.alpha <= 1.0, "student.alpha must be between 0 and 1"),
+        (config.student.temperature > 0, "student.temperature must be positive"),
+        (0.0 <= config.data.validation_split < 1.0, "data.validation_split must be in [0, 1)"),
+        (config.data.channels in (1, 3), "data.channels must be 1 or 3"),
+        (all(s > 0 for s in config.data.size), "data.image_size must be positive"),
+        (config.teacher.epochs >= 0 and config.student.epochs >= 0, "epochs must not be negative"),
+        (config.teacher.width > 0 and config.student.width > 0, "width must be positive"),
+        (config.quantize.representative_samples > 0, "quantize.representative_samples must be positive"),
+        (all(a in (True, False, "strong") for a in (config.teacher.augment, config.student.augment)),
+         'augment must be true, false or "strong"'),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise TinykdError(f"{origin}: {message}")
+    from tinykd.tflite.tflm_host import resolve
+
+    try:
+        resolve(config.verify.tflm)
+    except TinykdError as exc:
+        raise TinykdError(f"{origin}: verify.tflm = {config.verify.tflm!r}: {str(exc).split(': ', 1)[1]}") from None

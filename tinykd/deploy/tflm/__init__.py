@@ -1,0 +1,1 @@
+"""TFLite Micro deployment: model array, op resolver, arena estimate and RTOS glue."""

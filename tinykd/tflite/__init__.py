@@ -1,0 +1,1 @@
+"""TFLite models: the flatbuffer reader and the TFLite Micro interpreter wrappers."""

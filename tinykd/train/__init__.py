@@ -1,0 +1,1 @@
+"""Data, models, training, distillation, quantization, evaluation and the pipeline that runs them."""

@@ -1,0 +1,159 @@
+"""Plots (confusion matrices, training curves, sizes, accuracy against cost) and the run report: one
+self-contained HTML page (images embedded) and a Markdown summary, from the JSON files of a run."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tinykd.core.artifacts import atomic_path, write_bytes
+from tinykd.core.errors import TinykdError
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png", metadata={"Software": None})
+    _pyplot().close(fig)
+
+
+def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title: str = "") -> None:
+    """Confusion matrix with counts in each cell; rows are true classes."""
+    plt = _pyplot()
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), class_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                color="white" if count > threshold else "black")
+    ax.set_title(f"{title} accuracy {np.trace(matrix) / max(matrix.sum(), 1):.2%}", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_history(history: dict, path: Path, title: str = "") -> None:
+    """Loss and accuracy per epoch, training and validation."""
+    plt = _pyplot()
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for key, ax in (("loss", loss_ax), ("categorical_accuracy", acc_ax)):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = history.get(prefix + key)
+            if values:
+                ax.plot(range(1, len(values) + 1), values, style, label=(prefix or "train_") + key)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    loss_ax.set_title(f"{title} loss", fontsize=9)
+    acc_ax.set_title(f"{title} accuracy", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format="png", metadata={"Software": None})
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def plot_sizes(sizes: dict[str, int]) -> bytes:
+    """Horizontal bars of file sizes in KB (PNG bytes)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 0.6 + 0.45 * len(sizes)))
+    names = list(sizes)
+    ax.barh(names, [sizes[n] / 1024 for n in names], color="#4c72b0")
+    for i, name in enumerate(names):
+        ax.text(sizes[name] / 1024, i, f" {sizes[name] / 1024:,.1f} KB", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("KB")
+    ax.set_title("model sizes", fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_accuracy_cost(points: list[tuple[str, float, float]]) -> bytes:
+    """Accuracy against instructions per inference, one labelled point per (label, instructions, accuracy)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    for label, instructions, accuracy in points:
+        ax.scatter(instructions / 1e6, accuracy * 100)
+        ax.annotate(label, (instructions / 1e6, accuracy * 100), fontsize=8, xytext=(4, 4),
+                    textcoords="offset points")
+    ax.set_xlabel("million instructions per inference")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise TinykdError(f"{path}: cannot read it as JSON ({exc})") from None
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def collect(run_dir: Path, builds_dir: Path) -> dict:
+    """Everything the report shows, read from the run's files and the bundles' manifests and verify.json."""
+    summary = _read_json(run_dir / "summary.json")
+    if summary is None:
+        raise TinykdError(f"{run_dir}: no summary.json; run `tinykd run` first")
+    dataset = _read_json(run_dir / "dataset.json") or {}
+    models = {}
+    for stem in ("teacher", "student", "student_int8"):
+        evaluation = _read_json(run_dir / "eval" / stem / "summary.json")
+        if evaluation:
+            models[stem] = {"accuracy": evaluation["accuracy"], "images": {
+                kind: _data_uri((run_dir / "eval" / stem / f"{kind}.png").read_bytes())
+                for kind in ("confusion", "curves") if (run_dir / "eval" / stem / f"{kind}.png").exists()}}
+    sizes = {label: (run_dir / name).stat().st_size for label, name in (
+        ("teacher (.keras)", "teacher.keras"), ("student (.keras)", "student.keras"),
+        ("student float32 (.tflite)", "student_float32.tflite"), ("student INT8 (.tflite)", "student_int8.tflite"))
+        if (run_dir / name).exists()}
+    boards = []
+    for manifest_path in sorted(Path(builds_dir).glob("*/manifest.json")):
+        manifest = _read_json(manifest_path)
+        verify = _read_json(manifest_path.parent / "verify.json")
+        boards.append({"manifest": manifest, "verify": verify})
+    int8 = summary.get("student", {}).get("int8_test_accuracy")
+    points = [(b["manifest"]["board"]["name"], r["instructions_per_inference"], int8) for b in boards if b["verify"]
+              for r in b["verify"]["runtimes"] if r["instructions_per_inference"] and int8 is not None]
+    return {"summary": summary, "dataset": dataset, "models": models, "sizes": sizes, "boards": boards,
+            "plots": {"sizes": _data_uri(plot_sizes(sizes)) if sizes else None,
+                      "accuracy_cost": _data_uri(plot_accuracy_cost(points)) if points else None}}
+
+
+def write_report(run_dir: Path, builds_dir: Path = Path("build")) -> tuple[Path, Path]:
+    """Write report.html (self-contained) and report.md into the run folder."""
+    from tinykd.core.templates import environment
+
+    run_dir = Path(run_dir)
+    values = collect(run_dir, Path(builds_dir))
+    env = environment(compact=True)
+    paths = run_dir / "report.html", run_dir / "report.md"
+    for path in paths:
+        write_bytes(path, env.get_template(f"report/{path.name}.j2").render(values).encode())
+    return paths

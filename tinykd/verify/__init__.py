@@ -1,0 +1,1 @@
+"""Verification: reference outputs, comparison, toolchains and runners."""
