@@ -11,12 +11,15 @@ from tinykd.cli import main
 from tinykd.train.count import count_metrics, kfold_indices
 
 
-def test_folds_partition_the_images():
-    folds = kfold_indices(23, 5, seed=1)
+def test_folds_partition_the_images_and_keep_each_count_in_every_fold():
+    labels = np.array([0] * 10 + [1] * 5 + [2] * 7 + [4])  # one image of 4 people: fewer than the folds
+    folds = kfold_indices(labels, 5, seed=1)
     tests = np.concatenate([test for _, test in folds])
     assert sorted(tests) == list(range(23))
     for train, test in folds:
         assert not set(train) & set(test) and len(train) + len(test) == 23
+        zeros, ones, twos = np.bincount(labels[test], minlength=5)[:3]
+        assert zeros == 2 and ones == 1 and twos in (1, 2)  # 10, 5 and 7 images over 5 folds
 
 
 def test_count_metrics():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,15 @@ SMALL_DATA_BATCH = 16
 CV_FILE = "count_cv.json"
 
 
-def kfold_indices(count: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, test) index arrays of a seeded shuffle cut into `folds` parts."""
-    order = np.random.default_rng(seed).permutation(count)
-    parts = np.array_split(order, folds)
-    return [(np.concatenate(parts[:k] + parts[k + 1:]), parts[k]) for k in range(folds)]
+def kfold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index arrays of `folds` folds with each count in the same share in every fold, as far
+    as there are images of it (scikit-learn's StratifiedKFold, shuffled with `seed`)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # a count rarer than `folds` cannot be in every fold; that is expected
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return list(splitter.split(np.zeros(len(labels)), labels))
 
 
 def count_metrics(predicted: np.ndarray, true: np.ndarray) -> dict:
@@ -62,7 +67,7 @@ def cross_validate(config: PipelineConfig, dataset: Dataset, folds: int = 5) -> 
     if len(x) < 2 * folds:
         raise TinykdError(f"{dataset.source}: {len(x)} labelled images are too few for {folds} folds")
     results = []
-    for k, (train, test) in enumerate(kfold_indices(len(x), folds, config.seed)):
+    for k, (train, test) in enumerate(kfold_indices(y, folds, config.seed)):
         print(f"tinykd: fold {k + 1}/{folds}: {len(train)} training images, {len(test)} held out")
         fold = _fold_dataset(dataset, x, y, train, test, config.seed + k)
         with tempfile.TemporaryDirectory(prefix="tinykd-fold-") as folder:
