@@ -35,17 +35,26 @@ class DataConfig:
 
 
 @dataclass
-class TeacherConfig:
-    """The teacher: trained on labels with label smoothing, L2 and light augmentation."""
+class TrainingConfig:
+    """What training a teacher and a student share."""
 
-    architecture: str = "cnn_teacher"
+    architecture: str
     width: float = 1.0
     epochs: int = 12
     batch_size: int = 128
     learning_rate: float = 2e-3
-    label_smoothing: float = 0.05
-    augment: bool | str = True
+    """Adam, cosine decay to zero."""
+    augment: bool | str = False
     """true: light (pad + crop, brightness, contrast); "strong": also flips, larger shifts and changes."""
+
+
+@dataclass
+class TeacherConfig(TrainingConfig):
+    """The teacher: trained on labels with label smoothing, L2 and light augmentation."""
+
+    architecture: str = "cnn_teacher"
+    augment: bool | str = True
+    label_smoothing: float = 0.05
     extra: list[str] = field(default_factory=list)
     """Further teachers (.keras or .onnx files) whose logits are averaged with this one's."""
 
@@ -62,20 +71,16 @@ class FeatureKD:
 
 
 @dataclass
-class StudentConfig:
+class StudentConfig(TrainingConfig):
     """The student: distilled from the teacher(s), or trained on labels alone with kd = false."""
 
     architecture: str = "tiny_conv"
-    width: float = 1.0
     epochs: int = 30
-    batch_size: int = 128
-    learning_rate: float = 2e-3
     alpha: float = 0.5
     temperature: float = 3.0
     kd: bool = True
     baseline: bool = True
     """Also train the same student without KD, so the KD gain is measured."""
-    augment: bool | str = False
     features: list[FeatureKD] = field(default_factory=list)
 
 
