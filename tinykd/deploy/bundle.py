@@ -221,8 +221,8 @@ def make_bundle(models: Model | list[Model], board: Board, names: Names = Names(
                         "arena": {"target_bytes": targets["reference"],
                                   "cmsis_nn_target_bytes": targets["cmsis_nn"]}})
     model = models[0]
-    estimates, targets = per_model_targets[0]
-    shared = {kernels: max(t[kernels] for _, t in per_model_targets) for kernels in targets}
+    estimates = per_model_targets[0][0]
+    shared = {kernels: max(t[kernels] for _, t in per_model_targets) for kernels in estimates}
     measured = measure_arena(model.path, start=estimate_arena(model, 8).total_bytes) if measure else None
     fit = plan_fit(models, board, shared["reference"])
     context = {"models": entries, "board": board, "registrations": registrations,
@@ -242,9 +242,7 @@ def make_bundle(models: Model | list[Model], board: Board, names: Names = Names(
              {**render_tflm_sources(context, names), **c_sources, **arduino}.items()}
     for entry, one in zip(entries, models):
         files[MODEL_FILE if len(models) == 1 else f"models/{entry['array_name']}.tflite"] = one.data
-    info = manifest(model, board, estimates, targets, fit, measured, files, names)
-    info["arena"].update(target_bytes=shared["reference"])
-    info["arena"]["cmsis_nn"].update(target_bytes=shared["cmsis_nn"])
+    info = manifest(model, board, estimates, shared, fit, measured, files, names)
     if len(models) > 1:
         info["models"] = [{"file": e["file"], "sha256": e["sha256"], "array": e["array_name"], "ops": e["ops"],
                            "arena": e["arena"]} for e in entries]

@@ -215,7 +215,7 @@ def _crash_hint(model) -> str:
 
 # ---- the child ------------------------------------------------------------------------------------
 
-def _raw_bytes(array) -> np.ndarray:
+def raw_bytes(array) -> np.ndarray:
     """A tensor of any dtype as its bytes, viewed as int8: what the C backend writes."""
     return np.ascontiguousarray(array).reshape(-1).view(np.int8)
 
@@ -238,7 +238,7 @@ def invoke(interp, input_specs, output_count: int, row: np.ndarray) -> np.ndarra
         interp.set_input(row[position:position + size].view(dtype).reshape(shape), index)
         position += size
     interp.invoke()
-    return np.concatenate([_raw_bytes(interp.get_output(i)) for i in range(output_count)])
+    return np.concatenate([raw_bytes(interp.get_output(i)) for i in range(output_count)])
 
 
 def _child(request: Path, result: Path) -> int:
@@ -250,7 +250,7 @@ def _child(request: Path, result: Path) -> int:
     rows = [invoke(interp, specs, output_count, row) for row in inputs]
     saved = {"outputs": np.stack(rows) if rows else np.zeros((0, 0), np.int8)}
     for i, tensor in enumerate(layers):
-        saved[f"layer{i}"] = _raw_bytes(np.asarray(interp.GetTensor(tensor, 0)["tensor_data"]))
+        saved[f"layer{i}"] = raw_bytes(np.asarray(interp.GetTensor(tensor, 0)["tensor_data"]))
     np.savez(result, **saved)
     return 0
 

@@ -89,11 +89,6 @@ def tflm_outputs(model: Model, inputs: np.ndarray, version: str | None = None) -
     return tflm_host.outputs(model, inputs, version)
 
 
-def _raw_bytes(output) -> np.ndarray:
-    """An output of any dtype as its bytes, viewed as int8: what the C backend writes."""
-    return np.ascontiguousarray(output).reshape(-1).view(np.int8)
-
-
 def tflite_outputs(model: Model, inputs: np.ndarray) -> np.ndarray:
     """The TFLite interpreter with its reference kernels: a cross-check, not the reference."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -113,7 +108,8 @@ def tflite_outputs(model: Model, inputs: np.ndarray) -> np.ndarray:
             interpreter.set_tensor(detail["index"], row[position:position + size].reshape(detail["shape"]))
             position += size
         interpreter.invoke()
-        results.append(np.concatenate([_raw_bytes(interpreter.get_tensor(d["index"])) for d in outputs_detail]))
+        outputs = [tflm_host.raw_bytes(interpreter.get_tensor(d["index"])) for d in outputs_detail]
+        results.append(np.concatenate(outputs))
     return np.stack(results)
 
 
