@@ -359,10 +359,15 @@ functions (same results, byte for byte), written for its cores. Each file keeps 
 VARIANT_HEADERS = {"dsp": "tinykd_dsp.h", "mve": "tinykd_mve.h"}
 
 
+def common_headers() -> set[str]:
+    """The runtime headers every build includes: all but the variants' own."""
+    return {path.name for path in RUNTIME_DIR.glob("*.h")} - set(VARIANT_HEADERS.values())
+
+
 def runtime_files(layers: list[Layer]) -> list[str]:
-    """The runtime files the layers need besides tinykd_runtime.h, in every kernel variant (with each
-    variant's header, if one of its files is used), sorted."""
-    names = {name for layer in layers for name in layer.files} | {"tinykd_kernels.h"}
+    """The runtime files the layers need, in every kernel variant (with each variant's header, if one of
+    its files is used), and the common headers, sorted."""
+    names = {name for layer in layers for name in layer.files} | common_headers()
     for variant, replaced in VARIANT_FILES.items():
         own = {replaced[name] for name in names if name in replaced}
         names |= own | ({VARIANT_HEADERS[variant]} if own else set())
@@ -479,6 +484,6 @@ def generate_c_backend(model: Model) -> dict[str, str]:
                 for l in layers])
     env = environment(compact=True)
     sources = {name: env.get_template(f"c/{name}.j2").render(values) for name in ("tinykd_model.h", "tinykd_model.c")}
-    for name in ["tinykd_runtime.h"] + files:
+    for name in files:
         sources[f"runtime/{name}"] = (RUNTIME_DIR / name).read_text()
     return sources
