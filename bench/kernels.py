@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 from tinykd.deploy.boards import forced_kernels, load_board  # noqa: E402
 from tinykd.core.artifacts import write_tree  # noqa: E402
 from tinykd.deploy.cbackend.lower import generate_c_backend  # noqa: E402
+from tinykd.deploy.ops import op_macs  # noqa: E402
 from tinykd.core.console import quiet  # noqa: E402
 from tinykd.verify.firmware import build_firmware, make_runner  # noqa: E402
 from tinykd.tflite.reader import parse_model  # noqa: E402
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="tinykd-bench-") as tmp:
         for index, (kernel, what, model) in enumerate(built):
             (op,) = [op for op in model.operators if op.op == kernel]
-            macs = model.macs(op)
+            macs = op_macs(model, op)
             rng = np.random.default_rng(index)
             rows = rng.integers(-128, 128, (args.vectors, model.input_tensors()[0].nbytes), dtype=np.int8)
             golden = tflm_outputs(model, rows)

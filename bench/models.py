@@ -62,6 +62,7 @@ def on_board(model, board, folder: Path) -> dict:
 
 def row(path: Path, board, folder: Path) -> tuple:
     from tinykd.deploy.cbackend.lower import arena_offsets
+    from tinykd.deploy.ops import model_macs
     from tinykd.deploy.tflm.memory import estimate_arena, greedy_plan, measure_arena, tensor_buffers
     from tinykd.tflite.reader import read_model
 
@@ -70,7 +71,7 @@ def row(path: Path, board, folder: Path) -> tuple:
     head = greedy_plan(tensor_buffers(model)).size
     ram = arena_offsets(model)[1]
     counts = on_board(model, board, folder)
-    return (path.stem, measured, head, ram, ram / measured, model.total_macs, counts["portable"],
+    return (path.stem, measured, head, ram, ram / measured, model_macs(model), counts["portable"],
             counts["optimized"], counts["optimized_flash"], len(model.data))
 
 

@@ -393,10 +393,30 @@ def test_a_model_too_big_for_the_board_exits_1_and_writes_nothing(zoo, tmp_path,
     assert not (tmp_path / "build").exists()
 
 
-def test_build_names_must_be_c_identifiers(zoo, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("option, value, says", [
+    ("--array-name", "2bad", "not a C identifier"), ("--array-name", "class", "reserved word"),
+    ("--array-name", "__model", "reserved word"), ("--namespace", "app::new", "reserved word"),
+    ("--riot-module", "bad\nname", "not a C identifier")])
+def test_build_names_must_be_c_identifiers_and_not_reserved(zoo, tmp_path, monkeypatch, capsys, option, value, says):
     monkeypatch.chdir(tmp_path)
-    assert main(["build", "--board", "native", "--model", str(zoo["mlp"]), "--array-name", "2bad"]) == 2
-    assert "not a C identifier" in capsys.readouterr().err
+    assert main(["build", "--board", "native", "--model", str(zoo["mlp"]), option, value]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1 and not (tmp_path / "build").exists()
+
+
+def test_a_model_file_name_with_newline_and_quotes_gives_sources_that_compile(zoo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    odd = tmp_path / 'odd\n* "name\\.tflite'
+    odd.write_bytes(zoo["mlp"].read_bytes())
+    assert main(["build", "--board", "native", "--model", str(odd), "--out", "b", "--no-check"]) == 0
+    bundle = tmp_path / "b"
+    assert "odd?* ?name?.tflite" in (bundle / "model_data.cc").read_text()
+    (bundle / "check.cc").write_text(MODEL_CHECK)
+    result = compile_and_run(bundle, [bundle / "model_data.cc", bundle / "check.cc"],
+                             ["-DNS=", "-Dg_model_name=g_model", "-Dg_model_name_len=g_model_len"], [odd])
+    assert result.stdout.strip() == "ok", result.stdout + result.stderr
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", "-c", "tinykd_model.c", "-o", "m.o"], cwd=bundle / "c",
+                   check=True)
 
 
 @pytest.fixture
@@ -477,7 +497,7 @@ def test_inspect_counts_macs_and_bytes(zoo, capsys):
 
 
 def test_every_builtin_board_loads_and_lists(capsys):
-    names = {b.name for b in all_boards()}
+    names = {b.name for b in all_boards()[0]}
     assert {"nucleo-f767zi", "disco-f746ng", "nucleo-f446re", "nucleo-l432kc", "nrf52840dk",
             "arduino-nano-33-ble", "bluepill", "rpi-pico", "mps2-an500", "mps2-an386", "mps3-an547",
             "nucleo-l552ze-q", "native"} <= names
@@ -501,4 +521,37 @@ def test_unknown_and_malformed_board_profiles(tmp_path, monkeypatch, capsys):
     assert "myboard.toml" in err and err.count("\n") == 1
     (tmp_path / "myboard.toml").write_text("name = [unclosed")
     assert main(["boards"]) == 2
-    assert "myboard.toml: not a readable TOML board profile" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "myboard.toml: not a readable TOML board profile" in captured.err
+    assert "nucleo-f767zi" in captured.out  # the profiles that load are still listed
+
+
+def profile(**changes) -> str:
+    """nucleo-f446re's profile text with some keys changed."""
+    text = (Path(load_board.__code__.co_filename).parent / "nucleo-f446re.toml").read_text()
+    for key, value in changes.items():
+        text = re.sub(rf"^{key} = .*$", f"{key} = {json.dumps(value)}", text, flags=re.MULTILINE)
+    return text
+
+
+@pytest.mark.parametrize("changes, says", [
+    (dict(cpu="cortex-m99"), "cpu = 'cortex-m99' is not a core tinykd knows"),
+    (dict(kernels="mve"), "kernels = 'mve': a cortex-m4 runs only the portable or dsp kernels"),
+    (dict(cpu="cortex-m0plus"), "kernels = 'dsp': a cortex-m0plus runs only the portable kernels"),
+    (dict(kernels="neon"), "kernels = 'neon' must be one of portable, dsp, mve")])
+def test_board_profiles_are_checked_before_any_work(zoo, tmp_path, monkeypatch, capsys, changes, says):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "myboard.toml").write_text(profile(name="myboard", **changes))
+    assert main(["build", "--board", "myboard", "--model", str(zoo["mlp"])]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "myboard.toml" in err and err.count("\n") == 1
+    assert not (tmp_path / "build").exists()
+
+
+def test_a_profile_that_replaces_a_built_in_board_says_so(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "nucleo-f446re.toml").write_text(profile(ram_bytes=65536))
+    assert load_board("nucleo-f446re").ram_bytes == 65536
+    assert "replaces the built-in profile" in caplog.text

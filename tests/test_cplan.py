@@ -17,9 +17,10 @@ from tinykd.deploy.cbackend import lower as cbackend
 from tinykd.core.artifacts import write_tree
 from tinykd.deploy.boards import KERNEL_VARIANTS, kernels_define
 from tinykd.deploy.cbackend.lower import arena_offsets, generate_c_backend
-from tinykd.deploy.cbackend.plan import (ALIGNMENT, DSP_CONV_CHANNEL_BLOCK, Block, CPlan, arena_blocks,
+from tinykd.deploy.cbackend.plan import (ALIGNMENT, Block, CPlan, arena_blocks,
                                          overlap_distance, place, plan_arena, plan_variants)
 from tinykd.deploy.cbackend.quantize import same_padding
+from tinykd.deploy.ops.conv_2d import DSP_CHANNEL_BLOCK
 from tinykd.deploy.tflm.memory import estimate_arena, measure_arena
 from tinykd.tflite.reader import Model, Operator, Tensor, read_model
 
@@ -360,7 +361,7 @@ def _wide_convolution() -> Model:
     """One 3x3 SAME convolution of a graph input with more output channels than the DSP kernel's block."""
     rng = np.random.default_rng(4)
     b = _Builder()
-    channels = DSP_CONV_CHANNEL_BLOCK + 8
+    channels = DSP_CHANNEL_BLOCK + 8
     inp = b.tensor((1, 6, 6, 3), zero_point=5)
     weights = b.tensor((channels, 3, 3, 3), data=rng.integers(-127, 128, (channels, 3, 3, 3), dtype=np.int8).tobytes(),
                        scale=list(rng.uniform(0.001, 0.02, channels)))

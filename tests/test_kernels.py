@@ -24,6 +24,7 @@ from singleop import GENERATORS, KERNEL_OPS, LARGE, SMALL, Limits, build_model
 from tinykd.deploy.cbackend import quantize as cquant
 from tinykd.deploy.boards import KERNEL_VARIANTS, build_variant, load_board
 from tinykd.deploy.cbackend.lower import SUPPORTED_OPS, VARIANT_FILES, build_layers
+from tinykd.deploy.ops import SPECS
 from tinykd.tflite.reader import Model, parse_model
 
 KERNELS = sorted(GENERATORS)
@@ -83,7 +84,7 @@ def check_model(model: Model, cases: list) -> None:
 def variants(kernel: str) -> list[str]:
     """portable, and each variant that replaces one of the kernel's runtime files."""
     model, _ = cases_model(((kernel, range(1)),), SMALL)
-    files = {name for layer in build_layers(model) for name in layer.files}
+    files = {name for layer in build_layers(model) for name in SPECS[layer.op.op].files}
     return ["portable"] + [v for v, replaced in VARIANT_FILES.items() if files & set(replaced)]
 
 
@@ -108,7 +109,7 @@ def test_every_kernel_and_variant_file_has_cases():
     for variant, replaced in VARIANT_FILES.items():
         kernels = [kernel for kernel in KERNELS if variant in variants(kernel)]
         files = {name for kernel in kernels for layer in build_layers(cases_model(((kernel, range(1)),), SMALL)[0])
-                 for name in layer.files}
+                 for name in SPECS[layer.op.op].files}
         assert files == set(replaced), variant
 
 

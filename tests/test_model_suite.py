@@ -14,7 +14,7 @@ import pytest
 
 from tinykd.deploy.cbackend import quantize as cquant
 from tinykd.deploy.boards import KERNEL_VARIANTS, build_variant, load_board
-from tinykd.deploy.cbackend.plan import DSP_CONV_CHANNEL_BLOCK
+from tinykd.deploy.ops.conv_2d import DSP_CHANNEL_BLOCK
 from tinykd.tflite.reader import read_model
 from tinykd.verify.compare import first_divergent_layer
 
@@ -98,8 +98,8 @@ def test_mobilenet_v1_has_a_dsp_channel_block_mixing_dead_and_live_channels(suit
         channels = output.shape[-1]
         multipliers, shifts = cquant.channel_multipliers(inputs[0].scale[0], inputs[1].scale, output.scale[0],
                                                          channels)
-        for start in range(0, channels - DSP_CONV_CHANNEL_BLOCK + 1, DSP_CONV_CHANNEL_BLOCK):
-            block = range(start, start + DSP_CONV_CHANNEL_BLOCK)
+        for start in range(0, channels - DSP_CHANNEL_BLOCK + 1, DSP_CHANNEL_BLOCK):
+            block = range(start, start + DSP_CHANNEL_BLOCK)
             if any(multipliers[c] == 0 for c in block) and any(multipliers[c] > 0 and -31 <= shifts[c] <= -1
                                                                 for c in block):
                 mixed.append((op.index, start))

@@ -54,9 +54,11 @@ def add_parsers(sub) -> None:
 
 
 def cmd_inspect(args) -> int:
+    from tinykd.deploy.ops import op_macs
     from tinykd.tflite.reader import read_model
 
-    summary = read_model(args.model).summary()
+    model = read_model(args.model)
+    summary = model.summary(macs=lambda op: op_macs(model, op))
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -82,16 +84,19 @@ def cmd_inspect(args) -> int:
 def cmd_boards(args) -> int:
     from tinykd.deploy.boards import all_boards
 
-    boards = all_boards()
+    boards, problems = all_boards()
     if args.json:
         print(json.dumps([dataclasses.asdict(b) for b in boards], indent=2))
-        return 0
-    print(f"{'name':<20} {'cpu':<14} {'clock':>8} {'flash':>9} {'RAM':>9} {'kernels':<9} {'qemu':<11} description")
-    for b in boards:
-        clock = f"{b.clock_hz / 1e6:.0f} MHz" if b.clock_hz else "-"
-        print(f"{b.name:<20} {b.cpu:<14} {clock:>8} {_kib(b.flash_bytes):>9} {_kib(b.ram_bytes):>9} "
-              f"{b.kernels:<9} {b.qemu_machine or '-':<11} {b.description}")
-    return 0
+    else:
+        print(f"{'name':<20} {'cpu':<14} {'clock':>8} {'flash':>9} {'RAM':>9} {'kernels':<9} {'qemu':<11} "
+              "description")
+        for b in boards:
+            clock = f"{b.clock_hz / 1e6:.0f} MHz" if b.clock_hz else "-"
+            print(f"{b.name:<20} {b.cpu:<14} {clock:>8} {_kib(b.flash_bytes):>9} {_kib(b.ram_bytes):>9} "
+                  f"{b.kernels:<9} {b.qemu_machine or '-':<11} {b.description}")
+    for problem in problems:  # the boards that load are listed all the same
+        print(f"tinykd: error: {problem}", file=sys.stderr)
+    return 2 if problems else 0
 
 
 def cmd_build(args) -> int:

@@ -18,7 +18,9 @@ from pathlib import Path
 from tinykd import __version__
 from tinykd.core.artifacts import write_tree
 from tinykd.deploy.boards import Board
-from tinykd.deploy.tflm.codegen import Names, check_identifier, default_array_names, render_arduino, render_tflm_sources, tflm_method
+from tinykd.deploy.ops import model_macs
+from tinykd.deploy.tflm.codegen import (Names, check_identifier, comment_text, default_array_names, render_arduino,
+                                        render_tflm_sources, tflm_method)
 from tinykd.core.errors import TinykdError
 from tinykd.deploy.tflm.memory import CMSIS_NN_ISAS, ArenaEstimate, arena_estimates, arena_target, estimate_arena, measure_arena
 from tinykd.tflite.reader import Model
@@ -120,7 +122,7 @@ def manifest(model: Model, board: Board, estimates: dict[str, ArenaEstimate], ta
                   "ram_reserved_bytes": board.ram_reserved_bytes, "pointer_bytes": board.pointer_bytes,
                   "riot_board": board.riot_board, "zephyr_board": board.zephyr_board},
         "model": {"file": model.path.name, "sha256": model.sha256, "bytes": len(model.data),
-                  "ops": model.ops, "layers": len(model.operators), "macs": model.total_macs,
+                  "ops": model.ops, "layers": len(model.operators), "macs": model_macs(model),
                   "inputs": [t.describe() for t in model.input_tensors()],
                   "outputs": [t.describe() for t in model.output_tensors()]},
         "names": {"array": names.array_name, "namespace": names.namespace, "riot_module": names.riot_module},
@@ -181,9 +183,10 @@ def arduino_files(model: Model) -> dict[str, str]:
 
     tensor = model.input_tensors()[0]
     outputs = sum(t.nbytes for t in model.output_tensors())
-    context = {"model": {"file": model.path.name, "ops": model.ops}, "input_scale": f"{tensor.scale[0]:.6g}",
-               "input_zero_point": tensor.zero_point[0], "input_bytes": sum(t.nbytes for t in model.input_tensors()),
-               "class_names": [n for n in class_names(model.path, outputs) if not n.isdigit()]}
+    context = {"model": {"file": comment_text(model.path.name), "ops": model.ops},
+               "input_scale": f"{tensor.scale[0]:.6g}", "input_zero_point": tensor.zero_point[0],
+               "input_bytes": sum(t.nbytes for t in model.input_tensors()),
+               "class_names": [comment_text(n) for n in class_names(model.path, outputs) if not n.isdigit()]}
     return render_arduino(generate_c_backend(model), context)
 
 
@@ -216,7 +219,7 @@ def make_bundle(models: Model | list[Model], board: Board, names: Names = Names(
         estimates = arena_estimates(model, board)
         targets = {kernels: arena_target(estimate) for kernels, estimate in estimates.items()}
         per_model_targets.append((estimates, targets))
-        entries.append({"file": model.path.name, "bytes": len(model.data), "sha256": model.sha256,
+        entries.append({"file": comment_text(model.path.name), "bytes": len(model.data), "sha256": model.sha256,
                         "ops": model.ops, "array_name": array_name, "data": model.data,
                         "arena": {"target_bytes": targets["reference"],
                                   "cmsis_nn_target_bytes": targets["cmsis_nn"]}})

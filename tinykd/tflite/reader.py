@@ -10,6 +10,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
@@ -120,18 +121,10 @@ class Model:
         """Bytes of the operator's outputs."""
         return sum(self.tensors[i].nbytes for i in op.outputs)
 
-    def macs(self, op: Operator) -> int:
-        """Multiply-accumulates of one operator (0 for ops that only move, compare or add)."""
-        return op_macs(self, op)
-
-    @property
-    def total_macs(self) -> int:
-        return sum(self.macs(op) for op in self.operators)
-
-    def summary(self) -> dict:
-        """Inputs, outputs, ops and one entry per layer, as plain JSON-ready values."""
+    def summary(self, macs: Callable[[Operator], int]) -> dict:
+        """Inputs, outputs, ops and one entry per layer (with its `macs`), as plain JSON-ready values."""
         layers = [{"index": op.index, "op": op.op, "version": op.version,
-                   "output_shape": list(self.tensors[op.outputs[0]].shape), "macs": self.macs(op),
+                   "output_shape": list(self.tensors[op.outputs[0]].shape), "macs": macs(op),
                    "weight_bytes": self.weight_bytes(op), "activation_bytes": self.activation_bytes(op),
                    "options": {k: v for k, v in sorted(op.options.items())}}
                   for op in self.operators]
@@ -139,7 +132,7 @@ class Model:
                 "subgraphs": self.subgraph_count, "tensors": len(self.tensors),
                 "inputs": [t.describe() for t in self.input_tensors()],
                 "outputs": [t.describe() for t in self.output_tensors()], "ops": self.ops,
-                "macs": self.total_macs, "weight_bytes": sum(l["weight_bytes"] for l in layers),
+                "macs": sum(l["macs"] for l in layers), "weight_bytes": sum(l["weight_bytes"] for l in layers),
                 "layers": layers}
 
     def require_int8(self) -> None:
@@ -282,26 +275,5 @@ def _check_operators(model: Model) -> None:
                                       f"{position}")
 
 
-# Ranks of the inputs op_macs relies on: input position -> rank.
-_RANKS = {"CONV_2D": {0: 4, 1: 4}, "DEPTHWISE_CONV_2D": {0: 4, 1: 4}, "TRANSPOSE_CONV": {1: 4, 2: 4},
-          "FULLY_CONNECTED": {1: 2}}
-
-
-def op_macs(model: Model, op: Operator) -> int:
-    """Multiply-accumulates of one operator, from its output and weight shapes."""
-    inputs = model.op_inputs(op)
-    out = model.tensors[op.outputs[0]]
-    if op.op == "CONV_2D":
-        _, kh, kw, cin = inputs[1].shape
-        return out.elements * kh * kw * cin
-    if op.op == "DEPTHWISE_CONV_2D":
-        _, kh, kw, _ = inputs[1].shape
-        return out.elements * kh * kw
-    if op.op == "FULLY_CONNECTED":
-        return out.elements * inputs[1].shape[1]
-    if op.op == "TRANSPOSE_CONV":
-        cout, kh, kw, _ = inputs[1].shape
-        return inputs[2].elements * kh * kw * cout
-    if op.op == "MUL":
-        return out.elements
-    return 0
+# Ranks of the inputs tinykd relies on: input position -> rank.
+_RANKS = {"CONV_2D": {0: 4, 1: 4}, "DEPTHWISE_CONV_2D": {0: 4, 1: 4}, "FULLY_CONNECTED": {1: 2}}

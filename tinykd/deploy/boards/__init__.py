@@ -26,6 +26,16 @@ from tinykd.core.errors import TinykdError
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 KERNEL_VARIANTS = ("portable", "dsp", "mve")
+CORE_KERNELS = {
+    "cortex-m0": ("portable",), "cortex-m0plus": ("portable",), "cortex-m1": ("portable",),
+    "cortex-m3": ("portable",), "cortex-m23": ("portable",), "cortex-m4": ("portable", "dsp"),
+    "cortex-m7": ("portable", "dsp"), "cortex-m33": ("portable", "dsp"), "cortex-m35p": ("portable", "dsp"),
+    "cortex-m52": KERNEL_VARIANTS, "cortex-m55": KERNEL_VARIANTS, "cortex-m85": KERNEL_VARIANTS,
+    "host": KERNEL_VARIANTS,
+}
+"""The cores a profile may name, and the kernel variants each can run: the DSP extension is in every
+Armv7E-M core and optional in Armv8-M Mainline ones; Helium only in Armv8.1-M (the host runs every
+variant as plain C)."""
 log = logging.getLogger(__name__)
 
 
@@ -79,8 +89,20 @@ def load_board(name: str) -> Board:
     return read_profile(files[name])
 
 
-def all_boards() -> list[Board]:
-    return [read_profile(path) for _, path in sorted(profile_files().items())]
+def all_boards() -> tuple[list[Board], list[str]]:
+    """Every profile that reads and checks, by name, and one line per profile that does not."""
+    boards, problems = [], []
+    for _, path in sorted(profile_files().items()):
+        try:
+            boards.append(read_profile(path))
+        except TinykdError as exc:
+            problems.append(str(exc))
+    return boards, problems
+
+
+@functools.cache
+def _note_override(name: str, path: Path) -> None:
+    log.warning("tinykd: note: board %s comes from %s, which replaces the built-in profile", name, path)
 
 
 def read_profile(path: Path) -> Board:
@@ -90,9 +112,14 @@ def read_profile(path: Path) -> Board:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise TinykdError(f"{path}: not a readable TOML board profile: {exc}") from None
     board = build_dataclass(Board, raw, str(path))
+    kernels = CORE_KERNELS.get(board.cpu, KERNEL_VARIANTS)
     checks = [
         (board.name == path.stem, f"name = {board.name!r} must match the file name {path.stem!r}"),
-        (board.kernels in KERNEL_VARIANTS, f"kernels must be one of {', '.join(KERNEL_VARIANTS)}"),
+        (board.cpu in CORE_KERNELS, f"cpu = {board.cpu!r} is not a core tinykd knows; known: "
+                                    f"{', '.join(CORE_KERNELS)}"),
+        (board.kernels in kernels, f"kernels = {board.kernels!r}: a {board.cpu} runs only the "
+                                   f"{' or '.join(kernels)} kernels" if board.kernels in KERNEL_VARIANTS else
+                                   f"kernels = {board.kernels!r} must be one of {', '.join(KERNEL_VARIANTS)}"),
         (board.pointer_bytes in (4, 8), "pointer_bytes must be 4 or 8"),
         (board.flash_bytes > 0 and board.ram_bytes > 0, "flash_bytes and ram_bytes must be positive"),
         (0 <= board.ram_reserved_bytes < board.ram_bytes, "ram_reserved_bytes must be below ram_bytes"),
@@ -101,6 +128,8 @@ def read_profile(path: Path) -> Board:
     for ok, message in checks:
         if not ok:
             raise TinykdError(f"{path}: {message}")
+    if path.parent.resolve() != BUILTIN_DIR and (BUILTIN_DIR / path.name).is_file():
+        _note_override(board.name, path)
     return board
 
 

@@ -23,10 +23,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-import numpy as np
-
-from tinykd.deploy.cbackend import quantize as cquant
 from tinykd.deploy.boards import KERNEL_VARIANTS
+from tinykd.deploy.ops import SPECS
 from tinykd.deploy.tflm.memory import tensor_buffers
 from tinykd.tflite.reader import Model, Operator
 
@@ -95,134 +93,11 @@ class CPlan:
         return problems
 
 
-# ---- Where a kernel's output may start relative to an input it reads ---------------------------------
-#
-# Each kernel reads its input and writes its output in a fixed loop order. Put the output at the
-# input's offset minus d: a write of output byte w then lands on input byte w - d, which is harmless
-# when every read still to come is of an input byte above it. So d must exceed (w - next read) for
-# every write, where "next read" is the lowest input byte any later read of the kernel touches.
-# The functions below compute that maximum for the loops in tinykd/runtime/*.c; None means the
-# output must not overlap that input (the kernel rereads or reorders too much to bother).
-
-
-def _window_starts(in_size: int, out_size: int, kernel: int, stride: int, dilation: int, pad: int) -> np.ndarray:
-    """Per output row (or column): the first input row the kernel's window reads, -1 if none."""
-    starts = np.full(out_size, -1, dtype=np.int64)
-    for o in range(out_size):
-        for k in range(kernel):
-            i = o * stride - pad + k * dilation
-            if 0 <= i < in_size:
-                starts[o] = i
-                break
-    return starts
-
-
-def _spatial_distance(batches, in_h, in_w, in_c, out_h, out_w, out_c, windows, per_pixel: int | None) -> int:
-    """d for the loops `for b, oy, ox: for each output channel: read a window, write one byte`.
-
-    `windows` are the first rows and columns each output row and column reads. Within one output
-    pixel, every write but the last is followed by more reads of the same window: from input channel
-    0 for a convolution (each output channel reads all input channels), from the next input channel
-    for pooling and depthwise (output channel oc reads input channel oc // multiplier only).
-    `per_pixel` is the largest (write's channel - next read's channel) over those writes, None if a
-    pixel has one write. After a pixel's last write, the next reads are of the later pixels' windows."""
-    rows, cols = windows
-    oy, ox = np.meshgrid(np.arange(out_h), np.arange(out_w), indexing="ij")
-    empty = (rows[oy] < 0) | (cols[ox] < 0)
-    pixel = np.arange(batches * out_h * out_w, dtype=np.int64)
-    b = pixel // (out_h * out_w)
-    start = ((b * in_h + np.tile(rows[oy].ravel(), batches)) * in_w + np.tile(cols[ox].ravel(), batches)) * in_c
-    empty = np.tile(empty.ravel(), batches)
-    infinite = np.iinfo(np.int64).max // 4
-    start = np.where(empty, infinite, start)
-    # lowest byte read by any later pixel (channel 0 of its window's first pixel)
-    later = np.minimum.accumulate(start[::-1])[::-1]
-    later = np.append(later[1:], infinite)
-    needs = [np.zeros(1, dtype=np.int64)]
-    if per_pixel is not None:  # writes inside a pixel, before its window is read again
-        inside = pixel * out_c + per_pixel - start + 1
-        needs.append(np.where(empty, 0, inside))
-    crossing = pixel * out_c + out_c - 1 - later + 1
-    needs.append(np.where(later >= infinite, 0, crossing))
-    return int(max(n.max() for n in needs))
-
-
-def _inside_pixel(in_c: int, multiplier: int) -> int | None:
-    """Largest (write - next read) within one pixel of a depthwise/pooling loop: writes go to channel
-    ic * multiplier + m, the next read is of channel ic (while m < multiplier - 1) or ic + 1."""
-    best = None
-    for ic in range(in_c):
-        for m in range(multiplier):
-            if ic == in_c - 1 and m == multiplier - 1:
-                continue  # the pixel's last write: no read of this window follows
-            following = ic if m < multiplier - 1 else ic + 1
-            value = ic * multiplier + m - following
-            best = value if best is None else max(best, value)
-    return best
-
-
-def _conv_distance(model: Model, op: Operator) -> int:
-    inp, weights = model.op_inputs(op)[:2]
-    out = model.tensors[op.outputs[0]]
-    o = op.options
-    batches, in_h, in_w, in_c = inp.shape
-    _, out_h, out_w, out_c = out.shape
-    k_h, k_w = weights.shape[1], weights.shape[2]
-    windows = [_window_starts(size, out_size, k, o[f"stride{axis}"], o[f"dilation{axis}Factor"],
-                              cquant.same_padding(size, out_size, k, o[f"stride{axis}"], o[f"dilation{axis}Factor"]))
-               for size, out_size, k, axis in ((in_h, out_h, k_h, "H"), (in_w, out_w, k_w, "W"))]
-    if op.op == "CONV_2D":
-        # tk_conv_2d: every output channel reads the whole window again, from its channel 0
-        per_pixel = out_c - 2 if out_c > 1 else None
-        return _spatial_distance(batches, in_h, in_w, in_c, out_h, out_w, out_c, windows, per_pixel)
-    per_pixel = _inside_pixel(in_c, out_c // in_c)
-    return _spatial_distance(batches, in_h, in_w, in_c, out_h, out_w, out_c, windows, per_pixel)
-
-
-def _pool_distance(model: Model, op: Operator) -> int:
-    (inp,) = model.op_inputs(op)
-    out = model.tensors[op.outputs[0]]
-    o = op.options
-    batches, in_h, in_w, channels = inp.shape
-    _, out_h, out_w, _ = out.shape
-    windows = [_window_starts(size, out_size, k, stride, 1, cquant.same_padding(size, out_size, k, stride, 1))
-               for size, out_size, k, stride in ((in_h, out_h, o["filterHeight"], o["strideH"]),
-                                                 (in_w, out_w, o["filterWidth"], o["strideW"]))]
-    return _spatial_distance(batches, in_h, in_w, channels, out_h, out_w, channels, windows,
-                             _inside_pixel(channels, 1))
-
-
-def _elementwise_distance(model: Model, op: Operator, position: int) -> int | None:
-    """Element i of the output is written after element i of the input is read, and later reads are
-    of elements above i. With e-byte output elements, the last write's top byte e*i + e - 1 must stay
-    below the next read i + 1."""
-    inp = model.tensors[op.inputs[position]]
-    out = model.tensors[op.outputs[0]]
-    if inp.elements != out.elements or (op.op in ("ADD", "MUL") and tuple(inp.shape) != tuple(out.shape)):
-        return None  # a broadcast input is read again and again
-    element = out.nbytes // max(out.elements, 1)
-    return (element - 1) * max(out.elements - 1, 0)
-
-
-DSP_CONV_CHANNEL_BLOCK = 32
-"""The runtime's TK_RQ_BLOCK (tinykd_kernels.h): conv_dsp.c sweeps the whole image once per block of
-that many output channels. The generated tinykd_model.c refuses to build with another value."""
-
-
 def overlap_distance(model: Model, op: Operator, position: int, kernels: str = "portable") -> int | None:
-    """How far below input `position` of `op` its output may start (see above), or None."""
-    if kernels == "dsp" and op.op == "CONV_2D" and model.tensors[op.outputs[0]].shape[-1] > DSP_CONV_CHANNEL_BLOCK:
-        return None  # a second channel block reads the input again after the first wrote its outputs
-    if op.op in ("CONV_2D", "DEPTHWISE_CONV_2D") and position == 0:
-        return _conv_distance(model, op)
-    if op.op in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
-        return _pool_distance(model, op)
-    if op.op in ("ADD", "MUL", "LOGISTIC", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE"):
-        return _elementwise_distance(model, op, position)
-    if op.op == "SOFTMAX":
-        # tk_softmax reads a whole row twice, then writes out[c] right after reading in[c]
-        return 0
-    return None
+    """How far below input `position` of `op` its output may start with the `kernels` variant (its op
+    description's rule, `tinykd.deploy.ops`), or None."""
+    spec = SPECS.get(op.op)
+    return spec.overlap(model, op, position, kernels) if spec else None
 
 
 # ---- Blocks, overlaps, placement -----------------------------------------------------------------

@@ -13,35 +13,37 @@ from pathlib import Path
 from tinykd import __version__
 from tinykd.core.errors import TinykdError
 from tinykd.core.templates import environment
+from tinykd.deploy.ops import SPECS
 
 
-# TFLM's MicroMutableOpResolver method for each builtin op it has a kernel for
-# (tensorflow/lite/micro/micro_mutable_op_resolver.h). Methods are the op name in CamelCase,
-# with the exceptions TFLM spells differently listed as such.
-_TFLM_OPS = """
-ABS ADD ADD_N ARG_MAX ARG_MIN ASSIGN_VARIABLE AVERAGE_POOL_2D BATCH_MATMUL BATCH_TO_SPACE_ND BROADCAST_ARGS
-BROADCAST_TO CALL_ONCE CAST CEIL CONCATENATION CONV_2D COS CUMSUM DEPTH_TO_SPACE DEPTHWISE_CONV_2D DEQUANTIZE
-DIV DYNAMIC_UPDATE_SLICE ELU EMBEDDING_LOOKUP EQUAL EXP EXPAND_DIMS FILL FLOOR FLOOR_DIV FLOOR_MOD FULLY_CONNECTED GATHER
-GATHER_ND GREATER GREATER_EQUAL HARD_SWISH IF L2_NORMALIZATION L2_POOL_2D LEAKY_RELU LESS LESS_EQUAL LOG
-LOG_SOFTMAX LOGICAL_AND LOGICAL_NOT LOGICAL_OR LOGISTIC MAX_POOL_2D MAXIMUM MEAN MINIMUM MIRROR_PAD MUL NEG
-NOT_EQUAL PACK PAD PADV2 PRELU QUANTIZE READ_VARIABLE REDUCE_ALL REDUCE_MAX REDUCE_MIN RELU RELU6 RESHAPE RESIZE_BILINEAR
-RESIZE_NEAREST_NEIGHBOR REVERSE_V2 ROUND RSQRT SELECT_V2 SHAPE SIN SLICE SOFTMAX SPACE_TO_BATCH_ND
-SPACE_TO_DEPTH SPLIT SPLIT_V SQRT SQUARE SQUARED_DIFFERENCE SQUEEZE STRIDED_SLICE SUB SUM SVDF TANH
-TRANSPOSE TRANSPOSE_CONV UNIDIRECTIONAL_SEQUENCE_LSTM UNPACK VAR_HANDLE WHILE ZEROS_LIKE
+# The other builtin ops TFLM's MicroMutableOpResolver has a method for (micro_mutable_op_resolver.h);
+# those tinykd describes (tinykd.deploy.ops) name their own. Methods are the op name in CamelCase, with
+# the exceptions TFLM spells differently listed as such.
+_OTHER_TFLM_OPS = """
+ABS ADD_N ARG_MAX ARG_MIN ASSIGN_VARIABLE BATCH_MATMUL BATCH_TO_SPACE_ND BROADCAST_ARGS BROADCAST_TO
+CALL_ONCE CAST CEIL COS CUMSUM DEPTH_TO_SPACE DIV DYNAMIC_UPDATE_SLICE ELU EMBEDDING_LOOKUP EQUAL EXP
+EXPAND_DIMS FILL FLOOR FLOOR_DIV FLOOR_MOD GATHER GATHER_ND GREATER GREATER_EQUAL IF L2_NORMALIZATION
+L2_POOL_2D LEAKY_RELU LESS LESS_EQUAL LOG LOG_SOFTMAX LOGICAL_AND LOGICAL_NOT LOGICAL_OR MAXIMUM MINIMUM
+MIRROR_PAD NEG NOT_EQUAL PACK PRELU READ_VARIABLE REDUCE_ALL REDUCE_MAX REDUCE_MIN RELU RELU6 RESIZE_BILINEAR
+RESIZE_NEAREST_NEIGHBOR REVERSE_V2 ROUND RSQRT SELECT_V2 SHAPE SIN SLICE SPACE_TO_BATCH_ND SPACE_TO_DEPTH
+SPLIT SPLIT_V SQRT SQUARE SQUARED_DIFFERENCE SQUEEZE STRIDED_SLICE SUB SUM SVDF TANH TRANSPOSE TRANSPOSE_CONV
+UNIDIRECTIONAL_SEQUENCE_LSTM UNPACK VAR_HANDLE WHILE ZEROS_LIKE
 """.split()
 _TFLM_SPELLING = {
     "ADD_N": "AddAddN", "ARG_MAX": "AddArgMax", "ARG_MIN": "AddArgMin", "BATCH_MATMUL": "AddBatchMatMul",
     "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd", "CUMSUM": "AddCumSum", "GATHER_ND": "AddGatherNd",
-    "HARD_SWISH": "AddHardSwish", "L2_NORMALIZATION": "AddL2Normalization", "L2_POOL_2D": "AddL2Pool2D",
-    "LOG_SOFTMAX": "AddLogSoftmax", "PADV2": "AddPadV2", "RELU6": "AddRelu6", "REVERSE_V2": "AddReverseV2",
-    "SELECT_V2": "AddSelectV2", "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd", "SPLIT_V": "AddSplitV",
-    "SVDF": "AddSvdf", "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
+    "L2_NORMALIZATION": "AddL2Normalization", "L2_POOL_2D": "AddL2Pool2D", "LOG_SOFTMAX": "AddLogSoftmax",
+    "RELU6": "AddRelu6", "REVERSE_V2": "AddReverseV2", "SELECT_V2": "AddSelectV2",
+    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd", "SPLIT_V": "AddSplitV", "SVDF": "AddSvdf",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
 }
 
 
 def tflm_method(op: str) -> str | None:
     """The resolver method that registers `op` in TFLM, or None when TFLM has no kernel for it."""
-    if op not in _TFLM_OPS:
+    if op in SPECS:
+        return SPECS[op].resolver
+    if op not in _OTHER_TFLM_OPS:
         return None
     words = [word.upper() if word[0].isdigit() else word.capitalize() for word in op.split("_")]
     return _TFLM_SPELLING.get(op) or "Add" + "".join(words)
@@ -66,9 +68,32 @@ class Names:
             check_identifier(what, value)
 
 
+_RESERVED = set("""
+alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t char32_t class
+compl concept const const_cast consteval constexpr constinit continue co_await co_return co_yield decltype
+default delete do double dynamic_cast else enum explicit export extern false float for friend goto if
+inline int long mutable namespace new noexcept not not_eq nullptr operator or or_eq private protected
+public register reinterpret_cast requires restrict return short signed sizeof static static_assert
+static_cast struct switch template this thread_local throw true try typedef typeid typename union
+unsigned using virtual void volatile wchar_t while xor xor_eq _Alignas _Alignof _Atomic _Bool _Complex
+_Generic _Imaginary _Noreturn _Static_assert _Thread_local main std tflite
+""".split())
+"""C and C++ keywords, and names the generated sources and TFLM already use at file scope."""
+
+
 def check_identifier(what: str, value: str) -> None:
+    """A name the generated C and C++ can declare: an identifier, not a keyword, not reserved (a leading
+    underscore and a capital, or a double underscore)."""
     if not _IDENTIFIER.match(value):
         raise TinykdError(f"{what} {value!r} is not a C identifier")
+    if value in _RESERVED or re.match(r"_[A-Z]|.*__", value):
+        raise TinykdError(f"{what} {value!r} is a reserved word in C or C++; choose another name")
+
+
+def comment_text(text: str) -> str:
+    """`text` (a file name) safe inside a generated comment or string: control characters, quotes,
+    backslashes and comment ends replaced."""
+    return re.sub(r'[\x00-\x1f\x7f"\\]', "?", text).replace("*/", "*?")
 
 
 def default_array_names(model_files: list[str]) -> list[str]:

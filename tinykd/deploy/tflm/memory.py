@@ -10,7 +10,7 @@ planner's bookkeeping. For models with small activations those temporaries set t
 
 `estimate_arena` replays AllocateTensors() allocation by allocation as TFLM's sources do it (per TFLM
 version, kernel set and C ABI) and finds the smallest arena in which every allocation succeeds. For the
-ops in `_OPS` it is exact: checked allocation by allocation against real TFLM builds, reference and
+ops described in `tinykd.deploy.ops` it is exact: checked allocation by allocation against real TFLM builds, reference and
 CMSIS-NN kernels (upstream 2026 on Cortex-M3, M7 and M55 under QEMU and on a 64-bit host; the 2024 pins
 on a Cortex-M7). Other ops get generous guesses, counted as uncertain (as is what the newer build of
 PyPI's TFLM adds per FULLY_CONNECTED) and added to the margin. `measure_arena` asks the host's
@@ -26,6 +26,8 @@ import sys
 from dataclasses import dataclass, field
 
 from tinykd.core.errors import TinykdError
+from tinykd.deploy.ops import SPECS
+from tinykd.deploy.ops.spec import fetch
 from tinykd.tflite.reader import Model
 
 ALIGNMENT = 16
@@ -191,7 +193,7 @@ neither); CMSIS-NN's scratch buffers depend on it."""
 
 
 @dataclass(frozen=True)
-class _Build:
+class TflmBuild:
     """One TFLM build: the C ABI, the source generation, CMSIS-NN's ISA (None: reference kernels), and
     whether it defines KERNELS_OPTIMIZED_FOR_SPEED (TFLM's Makefile does; other builds may not)."""
 
@@ -217,193 +219,23 @@ class _Kernel:
     """Bytes it may need beyond the above (guesses for ops tinykd does not know, newer kernels)."""
 
 
-_OP_DATA_CONV = "4i 5i pp 2i i"  # OpDataConv: padding, zero points and multiplier, per-channel arrays, ...
-_OP_DATA_FC = {2026: "8i i pp b", 2024: "8i i"}  # OpDataFullyConnected: per-channel arrays in 2026
-_SOFTMAX_PARAMS = "d 6i i 5p"  # SoftmaxParams (kernels/internal/types.h)
-_PARAMS = {  # builtin options as the flatbuffer parser allocates them (core/c/builtin_op_data.h)
-    "CONV_2D": "e ii e ii e", "DEPTHWISE_CONV_2D": "e iii e ii", "AVERAGE_POOL_2D": "e 4i e 4i",
-    "MAX_POOL_2D": "e 4i e 4i", "FULLY_CONNECTED": "ee bb e", "SOFTMAX": "i", "RESHAPE": "9i", "ADD": "eb",
-    "MUL": "e", "CONCATENATION": "ie", "MEAN": "b"}
-_OP_DATA = {  # Init's OpData (reference kernels); sizes in kernels/*.h and kernels/*.cc
-    "CONV_2D": _OP_DATA_CONV, "DEPTHWISE_CONV_2D": _OP_DATA_CONV, "AVERAGE_POOL_2D": "8i", "MAX_POOL_2D": "8i",
-    "SOFTMAX": _SOFTMAX_PARAMS, "ADD": "b 14i", "MUL": "9i", "CONCATENATION": "b pp h ii",
-    "PAD": "(b 5i b 5i b) i", "LOGISTIC": "4i", "HARD_SWISH": "hhh i h i", "QUANTIZE": "(i d) 3i",
-    "DEQUANTIZE": "(d i) 3i"}
-_CMSIS_NN_OP_DATA = {  # CMSIS-NN's kernels wrap the reference OpData
-    "CONV_2D": f"({_OP_DATA_CONV}) i", "DEPTHWISE_CONV_2D": f"({_OP_DATA_CONV}) i", "AVERAGE_POOL_2D": "(8i) i",
-    "MAX_POOL_2D": "(8i) i", "SOFTMAX": f"({_SOFTMAX_PARAMS}) ii"}
 _UNKNOWN_PARAMS, _UNKNOWN_OP_DATA = (64, 8), 128
-"""Guesses for ops outside `_OPS`, whose inputs and outputs are also fetched twice each."""
-_NEWER_FULLY_CONNECTED = 16
-"""PyPI's TFLM latest is built from upstream 8f6596d, newer than the 2026 sources replayed (90b983c2):
-on the 64-bit host it needs 16 bytes more per FULLY_CONNECTED. Its sources were not available: the bytes
-are counted as uncertain."""
+"""Guesses for ops without a description (`tinykd.deploy.ops`), whose inputs and outputs are also
+fetched twice each."""
 
 
-def _fetch(*indices: int) -> list[tuple[str, int]]:
-    """Temporary TfLiteTensors for these tensors (absent optional inputs, -1, are skipped)."""
-    return [("tensor", index) for index in indices if index >= 0]
-
-
-def _input(op, position: int) -> int:
-    return op.inputs[position] if position < len(op.inputs) else -1
-
-
-def _convolution(model: Model, op, build: _Build) -> list[tuple[str, int]]:
-    """CONV_2D and DEPTHWISE_CONV_2D: per-channel multipliers and shifts, then the OpData's tensors
-    again; CMSIS-NN adds its im2col or depthwise scratch buffer."""
-    inp, weights, bias, out = op.inputs[0], op.inputs[1], _input(op, 2), op.outputs[0]
-    depthwise = op.op == "DEPTHWISE_CONV_2D"
-    shape = model.tensors[weights].shape
-    channels = shape[3] if depthwise else shape[0]
-    first = _fetch(inp, weights, out) if build.cmsis else _fetch(out, inp, weights)
-    steps = first + [("persistent", 4 * channels)] * 2 + _fetch(inp, weights, bias, out)
-    if build.cmsis:
-        scratch = (_cmsis_nn_depthwise_scratch(model, op, build) if depthwise
-                   else _cmsis_nn_conv_scratch(model, op, build, shape[3]))
-        steps += [("scratch", scratch)] if scratch > 0 else []
-    return steps
-
-
-def _cmsis_nn_conv_scratch(model: Model, op, build: _Build, filter_channels: int) -> int:
-    """CMSIS-NN's arm_convolve_wrapper_s8_get_buffer_size, built with GCC (its 1x1 DSP kernel needs none).
-    Since 2026 a grouped convolution (input channels != filter channels) takes the general path."""
-    _, in_h, _, in_c = model.tensors[op.inputs[0]].shape
-    k_h, k_w = model.tensors[op.inputs[1]].shape[1:3]
-    dilation = (op.options.get("dilationHFactor", 1), op.options.get("dilationWFactor", 1))
-    ungrouped = in_c == filter_channels or build.year < 2026
-    if k_h == k_w == 1 and _padding(model, op, 1) == _padding(model, op, 2) == 0 and dilation == (1, 1) and ungrouped:
-        return 0
-    columns = k_h * k_w * in_c
-    if build.cmsis != "mve":
-        return 4 * align(columns, 4)  # two im2col columns of int16
-    one_row = in_h == 1 and k_h == 1 and dilation[1] == 1 and op.options.get("strideW", 1) * in_c % 4 == 0
-    if one_row and ungrouped:
-        return _cmsis_nn_1xn_mve_scratch(model, op, columns)
-    return 4 * math.ceil(columns / 16) * 16
-
-
-def _cmsis_nn_1xn_mve_scratch(model: Model, op, columns: int) -> int:
-    """arm_convolve_1_x_n_s8_get_buffer_size for Helium (C's remainder and division keep the sign)."""
-    in_w, in_c = model.tensors[op.inputs[0]].shape[2:]
-    k_w = model.tensors[op.inputs[1]].shape[2]
-    out_w = model.tensors[op.outputs[0]].shape[2]
-    stride, pad = op.options.get("strideW", 1), _padding(model, op, 2)
-    asymmetric = int(math.fmod((out_w - 1) * stride + k_w - in_w, 2))
-    right = max(1, int((pad + asymmetric + stride - 1) / stride)) if pad + asymmetric else 0
-    left = max(1, (pad + stride - 1) // stride) if pad else 0
-    if right + max(out_w - right - left, 0) + left != out_w:
-        return 4 * math.ceil(columns / 16) * 16
-    pad_right = right * in_c if asymmetric else pad * in_c
-    return max(k_w * in_c + pad * in_c, (k_w - 1) * in_c + pad_right)
-
-
-def _cmsis_nn_depthwise_scratch(model: Model, op, build: _Build) -> int:
-    """CMSIS-NN's arm_depthwise_conv_wrapper_s8_get_buffer_size: none for 3x3 kernels on DSP cores;
-    since 2026, Helium runs a one-channel input with several outputs as a convolution."""
-    batch, _, _, in_c = model.tensors[op.inputs[0]].shape
-    out_c = model.tensors[op.outputs[0]].shape[3]
-    k_h, k_w = model.tensors[op.inputs[1]].shape[1:3]
-    if build.cmsis == "mve" and build.year >= 2026 and in_c == 1 and out_c > 1:
-        return _cmsis_nn_conv_scratch(model, op, build, filter_channels=1) + out_c * k_h * k_w
-    dilation = (op.options.get("dilationHFactor", 1), op.options.get("dilationWFactor", 1))
-    if in_c != out_c or batch != 1 or dilation != (1, 1):
-        return 0
-    if build.cmsis == "mve":
-        return 4 * 124 * k_h * k_w  # CH_IN_BLOCK_MVE channels of four int8 rows
-    three_by_three = k_h == k_w == 3 and _padding(model, op, 1) <= 1 and _padding(model, op, 2) <= 1
-    return 0 if build.cmsis == "none" or three_by_three else 2 * in_c * k_h * k_w
-
-
-def _padding(model: Model, op, axis: int) -> int:
-    """TFLM's ComputePaddingHeightWidth for axis 1 (height) or 2 (width) of a convolution."""
-    size = model.tensors[op.inputs[0]].shape[axis]
-    kernel = model.tensors[op.inputs[1]].shape[axis]
-    out = model.tensors[op.outputs[0]].shape[axis]
-    stride = op.options.get("strideH" if axis == 1 else "strideW", 1)
-    dilation = op.options.get("dilationHFactor" if axis == 1 else "dilationWFactor", 1)
-    return max(0, (out - 1) * stride + (kernel - 1) * dilation + 1 - size) // 2
-
-
-def _fully_connected(model: Model, op, build: _Build) -> list[tuple[str, int]]:
-    """Per-channel multipliers and shifts (2026 sources); CMSIS-NN's conv-1x1 path for 3-D and 4-D outputs."""
-    inp, weights, out = op.inputs[0], op.inputs[1], op.outputs[0]
-    steps = _fetch(inp, weights, _input(op, 2), out)
-    channels = len(model.tensors[weights].scale)
-    per_channel = channels > 1 and build.year >= 2026
-    steps += [("persistent", 4 * channels)] * 2 if per_channel else []
-    if not build.cmsis:
-        return steps
-    depth = model.tensors[out].shape[-1]
-    conv_1x1 = len(model.tensors[out].shape) > 2 and model.tensors[weights].shape[-1] % 4 == 0
-    if conv_1x1 and build.year < 2026:
-        steps += [("persistent", 4 * depth)] * 2
-    elif conv_1x1 and not per_channel:
-        steps.append(("scratch", 8 * depth))
-    elif not conv_1x1 and build.cmsis == "mve":  # the kernel sums, kept when optimized for speed (2026)
-        steps.append(("persistent" if build.for_speed or build.year < 2026 else "scratch", 4 * depth))
-    return steps
-
-
-def _pooling(model: Model, op, build: _Build) -> list[tuple[str, int]]:
-    """CMSIS-NN's average pooling fetches its tensors again and, on DSP cores, sums a row in scratch."""
-    steps = _fetch(op.inputs[0], op.outputs[0])
-    if build.cmsis and op.op == "AVERAGE_POOL_2D":
-        depth = model.tensors[op.outputs[0]].shape[3]
-        steps += _fetch(op.inputs[0], op.outputs[0]) + ([("scratch", 4 * depth)] if build.cmsis == "dsp" else [])
-    return steps
-
-
-def _mean(model: Model, op, build: _Build) -> list[tuple[str, int]]:
-    """The int32 accumulator scratch (and, in 2026, two index scratch buffers), then PrepareSimple's tensors."""
-    inp, axis, out = op.inputs[0], op.inputs[1], op.outputs[0]
-    scratch = [4 * model.tensors[out].elements]
-    if build.year >= 2026:
-        scratch += [4 * len(model.tensors[inp].shape), 4 * model.tensors[axis].elements]
-    return _fetch(inp, out, axis) + [("scratch", size) for size in scratch] + _fetch(inp, axis, out)
-
-
-def _concatenation(model: Model, op, build: _Build) -> list[tuple[str, int]]:
-    """Every input once; the 2024 kernel also keeps the int8 inputs' scales and zero points."""
-    steps = _fetch(op.inputs[0], op.outputs[0]) + _fetch(*op.inputs)
-    if build.year < 2026:
-        steps += _fetch(op.outputs[0]) + [("persistent", 4 * len(op.inputs))] * 2 + _fetch(*op.inputs)
-    return steps
-
-
-def _operands(model: Model, op, build: _Build) -> list[tuple[str, int]]:
-    """Kernels whose Prepare fetches each input (constant ones too) and output once."""
-    return _fetch(*op.inputs, *op.outputs)
-
-
-def _reshape(model: Model, op, build: _Build) -> list[tuple[str, int]]:
-    return _fetch(op.inputs[0], op.outputs[0])
-
-
-_OPS = {"CONV_2D": _convolution, "DEPTHWISE_CONV_2D": _convolution, "FULLY_CONNECTED": _fully_connected,
-        "AVERAGE_POOL_2D": _pooling, "MAX_POOL_2D": _pooling, "MEAN": _mean, "CONCATENATION": _concatenation,
-        "RESHAPE": _reshape, "SOFTMAX": _operands, "ADD": _operands, "MUL": _operands, "PAD": _operands,
-        "LOGISTIC": _operands, "HARD_SWISH": _operands, "QUANTIZE": _operands, "DEQUANTIZE": _operands}
-"""The ops whose allocations tinykd replays exactly (their int8 kernels)."""
-
-
-def _kernel(model: Model, op, build: _Build) -> _Kernel:
-    params = c_layout(_PARAMS[op.op], build.abi) if op.op in _PARAMS else None
-    known = op.op in _OPS and model.tensors[op.inputs[0]].dtype == "int8"
-    if not known:
-        steps = _fetch(*op.inputs, *op.outputs) * 2
+def _kernel(model: Model, op, build: TflmBuild) -> _Kernel:
+    """What `op` allocates in `build`: from its op description for int8 kernels, guessed otherwise."""
+    spec = SPECS.get(op.op)
+    if spec is None or model.tensors[op.inputs[0]].dtype != "int8":
+        steps = fetch(*op.inputs, *op.outputs) * 2
         guessed = _UNKNOWN_PARAMS[0] + _UNKNOWN_OP_DATA + len(steps) // 2 * build.size(_STRUCTS["TfLiteTensor"])
         return _Kernel(_UNKNOWN_PARAMS, _UNKNOWN_OP_DATA, steps, guessed)
-    if op.op == "FULLY_CONNECTED":
-        op_data = _OP_DATA_FC[build.year]
-        if build.cmsis:
-            op_data = f"({op_data}) ii p 3i" if build.year >= 2026 else f"({op_data}) pp i p 3i"
-    elif op.op == "MEAN":
-        op_data = "11i" if build.year >= 2026 else "10i"
-    else:
-        op_data = (build.cmsis and _CMSIS_NN_OP_DATA.get(op.op)) or _OP_DATA.get(op.op)
-    newer = _NEWER_FULLY_CONNECTED if op.op == "FULLY_CONNECTED" and build.year >= 2026 else 0
-    return _Kernel(params, build.size(op_data) if op_data else 0, _OPS[op.op](model, op, build), newer)
+    tflm = spec.tflm
+    params = c_layout(tflm.params, build.abi) if tflm.params else None
+    op_data = tflm.op_data_layout(build)
+    return _Kernel(params, build.size(op_data) if op_data else 0, tflm.prepare(model, op, build),
+                   tflm.uncertain(build))
 
 
 # -------------------------------------------------------------------------------------------- replay
@@ -460,7 +292,7 @@ class _Arena:
         return available >= _PLANNER_BYTES_PER_BUFFER * step.size
 
 
-def _steps(model: Model, build: _Build) -> tuple[list[_Step], Plan, int]:
+def _steps(model: Model, build: TflmBuild) -> tuple[list[_Step], Plan, int]:
     """AllocateTensors() as a list of allocations, the memory plan, and the bytes guessed."""
     structs = {name: c_layout(members, build.abi) for name, members in _STRUCTS.items()}
     pointer, request = build.abi.pointer, structs["ScratchBufferRequest"]
@@ -587,7 +419,7 @@ def estimate_arena(model: Model, pointer_bytes: int, kernels: str = "reference",
     cmsis = isa if kernels == "cmsis-nn" else None
     by_year: dict[int, ArenaEstimate] = {}
     for year in sorted({TFLM_VERSIONS[version] for version in versions}, reverse=True):  # ties show the newest
-        by_year[year] = max((_estimate(model, _Build(ABIS[pointer_bytes], year, cmsis, for_speed))
+        by_year[year] = max((_estimate(model, TflmBuild(ABIS[pointer_bytes], year, cmsis, for_speed))
                              for for_speed in ((True, False) if cmsis == "mve" else (True,))),
                             key=lambda estimate: estimate.total_bytes)
     largest = max(by_year.values(), key=lambda estimate: estimate.total_bytes + estimate.uncertain_bytes)
@@ -595,7 +427,7 @@ def estimate_arena(model: Model, pointer_bytes: int, kernels: str = "reference",
     return largest
 
 
-def _estimate(model: Model, build: _Build) -> ArenaEstimate:
+def _estimate(model: Model, build: TflmBuild) -> ArenaEstimate:
     """The smallest arena for one build, its final layout's parts, and what needs the last byte."""
     steps, plan, uncertain = _steps(model, build)
     total = _smallest_arena(steps)

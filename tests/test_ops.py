@@ -1,0 +1,101 @@
+"""Every op description (tinykd/deploy/ops/) is complete: the C backend can lower it to a kernel its
+runtime files define in every variant they name, the planner has its overlap rule for every variant,
+the TFLM arena estimate replays its allocations exactly, and it names its resolver method and MACs.
+Adding an op means adding its module there and its C file; this test names what is missing."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from ai_edge_litert import schema_py_generated as schema
+
+from singleop import KERNEL_OPS, SMALL, build_model
+from tinykd.deploy.boards import KERNEL_VARIANTS
+from tinykd.deploy.cbackend.lower import RUNTIME_DIR
+from tinykd.deploy.ops import SPECS, model_macs, op_macs
+from tinykd.deploy.tflm.memory import ABIS, TFLM_VERSIONS, TflmBuild, c_layout, estimate_arena, measure_arena
+from tinykd.tflite.reader import parse_model, read_model
+
+BUILTIN_OPS = {name for name in vars(schema.BuiltinOperator) if name.isupper()}
+TFLM_BUILDS = [TflmBuild(ABIS[pointer_bytes], year, cmsis, for_speed)
+               for pointer_bytes in ABIS for year in sorted(set(TFLM_VERSIONS.values()))
+               for cmsis in (None, "none", "dsp", "mve") for for_speed in (True, False)]
+PYTHON_INTERPRETER_EXTRA = range(232, 400)
+"""What the host's Python TFLM interpreter needs above the 64-bit replay (see test_memory.py)."""
+
+
+def kernel_of(name: str) -> str:
+    """The single-op generator (tests/singleop.py) whose cases include this op."""
+    kernels = [kernel for kernel, ops in KERNEL_OPS.items() if name in ops]
+    assert kernels, f"{name}: tests/singleop.py has no generator of its cases"
+    return kernels[0]
+
+
+def case_model(name: str, cases: int = 12, path: str | None = None):
+    """A model of single-op cases of `name`'s generator (RESHAPE, which has no code: a zoo model)."""
+    if path:
+        return read_model(path)
+    kernel = kernel_of(name)
+    data, _ = build_model([(kernel, 7, range(cases))], SMALL)
+    return parse_model(data, f"{kernel}_cases.tflite")
+
+
+def runtime_text(suffix: str) -> str:
+    return "\n".join(path.read_text() for path in sorted(RUNTIME_DIR.glob(f"*{suffix}")))
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_op_description_is_complete(name, zoo):
+    spec = SPECS[name]
+    assert spec.name == name and name in BUILTIN_OPS
+    assert re.fullmatch(r"Add[A-Z][A-Za-z0-9]*", spec.resolver)
+    assert set(spec.variants) <= set(KERNEL_VARIANTS) - {"portable"}
+    for file in spec.files + tuple(spec.variants.values()):
+        assert (RUNTIME_DIR / file).is_file(), f"{name}: runtime file {file} is missing"
+    model = case_model(name, path=zoo["mlp"] if name == "RESHAPE" else None)
+    ops = [op for op in model.operators if op.op == name]
+    assert ops, f"{name}: the cases hold no such op"
+    headers = runtime_text(".h")
+    for op in ops:
+        layer = spec.lower(model, op)
+        if name == "RESHAPE":
+            assert layer.kernel == "memcpy" and spec.files == ()
+        else:
+            definition = re.compile(rf"\bvoid\s+{layer.kernel}\s*\(")
+            for file in (spec.files[0], *spec.variants.values()):
+                assert definition.search((RUNTIME_DIR / file).read_text()), f"{file} does not define {layer.kernel}"
+            assert re.search(rf"\b{layer.struct}\b", headers), f"no runtime header declares {layer.struct}"
+            assert set(layer.fields) <= set(re.findall(r"\w+", headers)), "fields the runtime does not have"
+        for variant in KERNEL_VARIANTS:
+            for position in range(len(op.inputs)):
+                distance = spec.overlap(model, op, position, variant)
+                assert distance is None or distance >= 0
+        for build in TFLM_BUILDS:
+            for layout in (spec.tflm.params, spec.tflm.op_data_layout(build)):
+                assert layout is None or c_layout(layout, build.abi)[0] > 0
+            steps = spec.tflm.prepare(model, op, build)
+            assert steps and {kind for kind, _ in steps} <= {"tensor", "persistent", "scratch"}
+            assert spec.tflm.uncertain(build) >= 0
+        assert op_macs(model, op) == spec.macs(model, op) >= (1 if spec.weights else 0)
+
+
+def test_the_arena_estimate_replays_every_op_as_the_host_tflm_allocates(tmp_path):
+    """Exact, not guessed: on a model of every op's cases, the host interpreter needs what the 64-bit
+    replay says plus its known extra, and the uncertain bytes are only what its newer build adds."""
+    data, _ = build_model([(kernel, 11, range(3)) for kernel in sorted(KERNEL_OPS)], SMALL)
+    path = tmp_path / "every_op.tflite"
+    path.write_bytes(data)
+    model = read_model(path)
+    assert {op.op for op in model.operators} == set(SPECS) - {"RESHAPE"}
+    estimate = estimate_arena(model, pointer_bytes=8, versions=("latest",))
+    newer = {"FULLY_CONNECTED": 16, "CONCATENATION": 32}  # per op, in PyPI's newer build
+    assert estimate.uncertain_bytes == sum(newer.get(op.op, 0) for op in model.operators)
+    measured = measure_arena(path, start=estimate.total_bytes)
+    assert measured - estimate.total_bytes - estimate.uncertain_bytes in PYTHON_INTERPRETER_EXTRA, (
+        estimate.total_bytes, measured)
+
+
+def test_macs_of_a_model_add_up_its_layers(zoo):
+    model = read_model(zoo["plain_conv"])
+    assert model_macs(model) == sum(op_macs(model, op) for op in model.operators) > 0
