@@ -291,7 +291,9 @@ def test_build_writes_the_bundle_and_is_byte_identical(zoo, tmp_path, monkeypatc
     header = (tmp_path / "a" / "c" / "tinykd_model.h").read_text()
     assert c_backend["ram_bytes"] == int(re.search(r"TINYKD_ARENA_BYTES (\d+)", header).group(1))
     assert c_backend["ram_bytes"] < manifest["arena"]["planned_bytes"]
-    assert 0 < c_backend["flash_bytes"] < manifest["flash"]["total_bytes"]
+    assert 0 < c_backend["flash_bytes"] < manifest["fit"]["tflm"]["flash"]["total_bytes"]
+    assert manifest["fit"]["c"]["ram"]["total_bytes"] == c_backend["ram_bytes"] + load_board("nucleo-f767zi").ram_reserved_bytes
+    assert manifest["runtimes"] == ["tflm", "c"] and manifest["fit"]["c"]["fits"]
     # The RTOS glue carries what RIOT and Zephyr need to build it as written.
     prj = (tmp_path / "a" / "zephyr" / "prj.conf").read_text()
     assert "CONFIG_TENSORFLOW_LITE_MICRO=y" in prj and "CONFIG_STD_CPP17=y" in prj  # Zephyr defaults to older C++
@@ -386,11 +388,43 @@ def test_build_refuses_a_foreign_folder_unless_forced(zoo, tmp_path, monkeypatch
 
 def test_a_model_too_big_for_the_board_exits_1_and_writes_nothing(zoo, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["build", "--board", "bluepill", "--model", str(zoo["residual_add"])]) == 1
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "small.toml").write_text(profile(name="small", flash_bytes=16_384, ram_bytes=20_000))
+    assert main(["build", "--board", "small", "--model", str(zoo["residual_add"])]) == 1
     captured = capsys.readouterr()
-    assert "does not fit bluepill: not enough flash and RAM" in captured.err
-    assert "tensor arena" in captured.out
+    assert "does not fit small: TFLM needs more flash and RAM; C backend needs more flash and RAM" in captured.err
+    assert captured.err.count("error") == 1 and "C backend" in captured.out and "tensor arena" in captured.out
     assert not (tmp_path / "build").exists()
+    # verify, which runs the C backend, says so the same way, with a hint that runs as printed
+    assert main(["verify", "--board", "small", "--model", str(zoo["residual_add"]), "--target", "native"]) == 1
+    err = capsys.readouterr().err
+    assert f"tinykd build --board small --model {zoo['residual_add']} shows the fit" in err
+    assert err.count("\n") == 1 and not (tmp_path / "build").exists()
+
+
+def test_each_runtime_has_its_own_fit_and_one_that_fits_is_written_alone_or_with_a_warning(
+        zoo, tmp_path, monkeypatch, capsys):
+    """A board with too little flash for TFLM's code but room for the C backend."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "tiny.toml").write_text(profile(name="tiny", flash_bytes=32_768))
+    model = str(zoo["mlp"])
+    assert main(["build", "--board", "tiny", "--model", model, "--no-check", "--out", "all"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: TFLM does not fit tiny (not enough flash); the C backend does (--runtime c" in captured.err
+    manifest = json.loads((tmp_path / "all" / "manifest.json").read_text())
+    assert manifest["fit"]["tflm"]["fits"] is False and manifest["fit"]["c"]["fits"] is True and manifest["fits"]
+    assert main(["build", "--board", "tiny", "--model", model, "--no-check", "--out", "c", "--runtime", "c"]) == 0
+    assert capsys.readouterr().err == ""
+    files = {p.relative_to(tmp_path / "c").as_posix() for p in (tmp_path / "c").rglob("*") if p.is_file()}
+    assert {"c/tinykd_model.c", "arduino/tinykd_mlp/library.properties", "model.tflite"} <= files
+    assert not {"model_data.cc", "tinykd_ops.h", "tinykd_arena.h"} & files and not any(
+        f.startswith(("riot/", "zephyr/")) for f in files)
+    assert json.loads((tmp_path / "c" / "manifest.json").read_text())["runtimes"] == ["c"]
+    assert main(["build", "--board", "tiny", "--model", model, "--out", "t", "--runtime", "tflm"]) == 1
+    assert "TFLM needs more flash" in capsys.readouterr().err and not (tmp_path / "t").exists()
+    assert main(["build", "--board", "nucleo-f767zi", "--model", model, "--out", "t", "--runtime", "tflm"]) == 0
+    assert not (tmp_path / "t" / "c").exists() and (tmp_path / "t" / "model_data.cc").is_file()
 
 
 @pytest.mark.parametrize("option, value, says", [

@@ -27,9 +27,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser("build", help="INT8 model -> TFLM sources for a board (RIOT, Zephyr), with a fit check",
-                       description="Write a bundle of sources for one board: the model as an aligned C array, an "
-                                   "op resolver with exactly the model's ops, the tensor arena size, RIOT and "
-                                   "Zephyr glue and manifest.json. Exits 1 when the model does not fit the board.")
+                       description="Write a bundle of sources for one board: for TFLM the model as an aligned C "
+                                   "array, an op resolver with exactly the model's ops, the tensor arena size, RIOT "
+                                   "and Zephyr glue; the C backend (c/) and an Arduino library; manifest.json with "
+                                   "each runtime's fit. Exits 1 when no runtime asked for fits the board.")
     p.add_argument("--board", required=True, help="board profile name (see `tinykd boards`)")
     p.add_argument("--model", type=Path, action="append",
                    help="INT8 .tflite model (default: the pipeline's student_int8.tflite; missing pipeline stages "
@@ -43,6 +44,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--namespace", default="", help="C++ namespace of the generated names, e.g. tinykd or "
                    "a::b (default: none)")
     p.add_argument("--riot-module", default="tinykd_model", help="RIOT module name (default: tinykd_model)")
+    p.add_argument("--runtime", choices=["all", "tflm", "c"], default="all",
+                   help="which sources to write: TFLM's, the C backend's (with its Arduino library), or all "
+                        "(default); the bundle is written when at least one of them fits the board")
     p.add_argument("--no-check", action="store_true",
                    help="do not check the C backend before writing the bundle (by default it is compiled for "
                         "the host with the board's kernel variant and must give TFLM's bytes on "
@@ -101,7 +105,7 @@ def cmd_boards(args) -> int:
 
 def cmd_build(args) -> int:
     from tinykd.deploy.boards import build_variant, load_board
-    from tinykd.deploy.bundle import make_bundle, write_bundle
+    from tinykd.deploy.bundle import RUNTIMES, fit_table, make_bundle, write_bundle
     from tinykd.deploy.tflm.codegen import Names, default_array_names
     from tinykd.tflite.reader import read_model
     from tinykd.verify.compare import CHECK_VECTORS, describe_check_failure
@@ -127,16 +131,14 @@ def cmd_build(args) -> int:
     if not args.no_check and len(models) == 1:
         print(f"tinykd: checking the C backend ({build_variant(board)} kernels) against TFLM on the host, "
               f"{CHECK_VECTORS} random vectors")
+    runtimes = tuple(RUNTIMES) if args.runtime == "all" else (args.runtime,)
     bundle = make_bundle(models, board, names, measure=args.measure, check_c_backend=not args.no_check,
-                         array_names=array_names)
+                         array_names=array_names, runtimes=runtimes)
     print(f"tinykd: {', '.join(map(str, model_paths))} on {board.name} ({board.cpu}"
           f"{f', {board.clock_hz / 1e6:.0f} MHz' if board.clock_hz else ''})")
-    print(bundle.fit.table())
+    print(fit_table(list(bundle.fits.values())))
     c_backend = bundle.manifest["c_backend"]
-    if c_backend["available"]:
-        print(f"tinykd: C backend (c/): {c_backend['flash_bytes']:,} bytes of flash, {c_backend['ram_bytes']:,} "
-              f"bytes of RAM, compiled for {board.name}")
-    else:
+    if not c_backend["available"] and "c" in runtimes:
         print(f"tinykd: no C backend in this bundle: {c_backend['reason']}")
     check = c_backend.get("check", {})
     if check.get("passed") is False:
@@ -146,22 +148,30 @@ def cmd_build(args) -> int:
         return 1
     if check.get("passed"):
         print(f"tinykd: C backend checked: {check['vectors']} random vectors byte-equal with {check['reference']}")
-    for rtos, pinned in bundle.manifest["tflm"]["pinned_by"].items():
-        if pinned["problem"]:
-            print(f"tinykd: warning: {pinned['pin']} {pinned['problem']}; quantize with one weight scale per "
-                  "dense layer (the pipeline's default, quantize.per_channel_dense = false)", file=sys.stderr)
-    arena = bundle.manifest["arena"]
-    print(f"tinykd: tensor arena: {arena['target_bytes']:,} bytes with TFLM's reference kernels "
-          f"(kTensorArenaSize), {arena['cmsis_nn']['target_bytes']:,} with CMSIS-NN's (kTensorArenaSizeCmsisNn)")
-    if "tflm_measured_bytes" in arena:
-        print(f"tinykd: on this 64-bit host the Python TFLM interpreter needs an arena of "
-              f"{arena['tflm_measured_bytes']:,} bytes (a plain 64-bit TFLM build: {arena['host_estimated_bytes']:,})")
-    if not bundle.fit.fits:
-        over = [what for what, ok in (("flash", bundle.fit.fits_flash), ("RAM", bundle.fit.fits_ram)) if not ok]
-        print(f"tinykd: error: {', '.join(p.name for p in model_paths)} does not fit {board.name}: not enough "
-              f"{' and '.join(over)}; "
-              "nothing written", file=sys.stderr)
+    if "tflm" in runtimes:
+        for rtos, pinned in bundle.manifest["tflm"]["pinned_by"].items():
+            if pinned["problem"]:
+                print(f"tinykd: warning: {pinned['pin']} {pinned['problem']}; quantize with one weight scale per "
+                      "dense layer (the pipeline's default, quantize.per_channel_dense = false)", file=sys.stderr)
+        arena = bundle.manifest["arena"]
+        print(f"tinykd: tensor arena: {arena['target_bytes']:,} bytes with TFLM's reference kernels "
+              f"(kTensorArenaSize), {arena['cmsis_nn']['target_bytes']:,} with CMSIS-NN's (kTensorArenaSizeCmsisNn)")
+        if "tflm_measured_bytes" in arena:
+            print(f"tinykd: on this 64-bit host the Python TFLM interpreter needs an arena of "
+                  f"{arena['tflm_measured_bytes']:,} bytes (a plain 64-bit TFLM build: "
+                  f"{arena['host_estimated_bytes']:,})")
+    names_of_models = ", ".join(p.name for p in model_paths)
+    misfits = [fit for fit in bundle.fits.values() if not fit.fits]
+    if misfits and len(misfits) == len(bundle.fits):
+        print(f"tinykd: error: {names_of_models} does not fit {board.name}: "
+              + "; ".join(f"{RUNTIMES[fit.runtime]} needs more {fit.shortfall()}" for fit in misfits)
+              + "; nothing written", file=sys.stderr)
         return 1
+    for fit in misfits:
+        fitting = [RUNTIMES[runtime] for runtime, other in bundle.fits.items() if other.fits]
+        print(f"tinykd: warning: {RUNTIMES[fit.runtime]} does not fit {board.name} (not enough {fit.shortfall()}); "
+              f"the {' and '.join(fitting)} does (--runtime {'c' if fit.runtime == 'tflm' else 'tflm'} writes "
+              "it alone)", file=sys.stderr)
     write_bundle(bundle.files, out_dir, force=args.force)
     print(f"tinykd: wrote {len(bundle.files)} files to {out_dir}/ (manifest.json lists them)")
     return 0

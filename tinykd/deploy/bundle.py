@@ -49,24 +49,27 @@ def tflm_registrations(model: Model) -> list[tuple[str, str]]:
     return registrations
 
 
+RUNTIMES = {"tflm": "TFLM", "c": "C backend"}
+"""The runtimes a bundle can hold: TFLM's sources (model array, resolver, arena, RIOT/Zephyr glue) and
+the C backend (c/, and the Arduino library built on it)."""
+
+
 @dataclass
 class Fit:
-    """The model's flash and RAM needs against the board's budget."""
+    """One runtime's flash and RAM needs against the board's budget, as (what, bytes) parts."""
 
-    model_bytes: int
-    op_count: int
-    runtime_code_bytes: int
-    arena_bytes: int
-    reserved_bytes: int
+    runtime: str
+    flash: list[tuple[str, int]]
+    ram: list[tuple[str, int]]
     board: Board
 
     @property
     def flash_bytes(self) -> int:
-        return self.model_bytes + self.runtime_code_bytes
+        return sum(size for _, size in self.flash)
 
     @property
     def ram_bytes(self) -> int:
-        return self.arena_bytes + self.reserved_bytes
+        return sum(size for _, size in self.ram)
 
     @property
     def fits_flash(self) -> bool:
@@ -80,33 +83,55 @@ class Fit:
     def fits(self) -> bool:
         return self.fits_flash and self.fits_ram
 
-    def table(self) -> str:
-        b = self.board
-        rows = [("flash", "model arrays", self.model_bytes, None),
-                ("", f"TFLM code, {self.op_count} ops (estimate)", self.runtime_code_bytes, None),
-                ("", "total", self.flash_bytes, b.flash_bytes),
-                ("RAM", "tensor arena", self.arena_bytes, None),
-                ("", "stack, heap, RTOS (reserved)", self.reserved_bytes, None),
-                ("", "total", self.ram_bytes, b.ram_bytes)]
-        lines = [f"{'':6} {'':32} {'bytes':>11} {'board':>11} {'used':>7}"]
-        for memory, what, needed, budget in rows:
-            line = f"{memory:6} {what:32} {needed:>11,}"
-            if budget:
-                line += f" {budget:>11,} {needed / budget:>7.1%}"
-            lines.append(line)
-        return "\n".join(lines)
+    def shortfall(self) -> str:
+        """What does not fit: "flash", "RAM", "flash and RAM" ("" when it fits)."""
+        return " and ".join(what for what, ok in (("flash", self.fits_flash), ("RAM", self.fits_ram)) if not ok)
+
+    def summary(self) -> dict:
+        return {"flash": {"parts": dict(self.flash), "total_bytes": self.flash_bytes,
+                          "budget_bytes": self.board.flash_bytes, "fits": self.fits_flash},
+                "ram": {"parts": dict(self.ram), "total_bytes": self.ram_bytes,
+                        "budget_bytes": self.board.ram_bytes, "fits": self.fits_ram},
+                "fits": self.fits}
 
 
-def plan_fit(models: list[Model], board: Board, arena_bytes: int) -> Fit:
-    """The fit of the models' arrays, TFLM with their ops, and one arena of `arena_bytes`."""
+def fit_table(fits: list[Fit]) -> str:
+    """Each runtime's flash and RAM, part by part, with the totals against the board's."""
+    lines = [f"{'':10} {'':6} {'':32} {'bytes':>11} {'board':>11} {'used':>7}"]
+    for fit in fits:
+        runtime = RUNTIMES[fit.runtime]
+        for memory, parts, budget in (("flash", fit.flash, fit.board.flash_bytes),
+                                      ("RAM", fit.ram, fit.board.ram_bytes)):
+            rows = parts + ([("total", sum(size for _, size in parts))] if len(parts) > 1 else [])
+            for position, (what, size) in enumerate(rows):
+                line = f"{runtime:10} {memory if position == 0 else '':6} {what:32} {size:>11,}"
+                if position == len(rows) - 1:
+                    line += f" {budget:>11,} {size / budget:>7.1%}"
+                lines.append(line)
+                runtime = ""
+    return "\n".join(lines)
+
+
+def tflm_fit(models: list[Model], board: Board, arena_bytes: int) -> Fit:
+    """The fit of TFLM: the models' arrays, TFLM's code with their ops, and one arena of `arena_bytes`."""
     ops = {op for model in models for op in model.ops}
-    return Fit(model_bytes=sum(len(model.data) for model in models), op_count=len(ops),
-               runtime_code_bytes=RUNTIME_BASE_BYTES + RUNTIME_PER_OP_BYTES * len(ops),
-               arena_bytes=arena_bytes, reserved_bytes=board.ram_reserved_bytes, board=board)
+    code = RUNTIME_BASE_BYTES + RUNTIME_PER_OP_BYTES * len(ops)
+    return Fit("tflm", [("model arrays", sum(len(model.data) for model in models)),
+                        (f"TFLM code, {len(ops)} ops (estimate)", code)],
+               [("tensor arena", arena_bytes), ("stack, heap, RTOS (reserved)", board.ram_reserved_bytes)], board)
 
 
-def manifest(model: Model, board: Board, estimates: dict[str, ArenaEstimate], targets: dict[str, int], fit: Fit,
-             measured: int | None, files: dict[str, bytes], names: Names) -> dict:
+def c_backend_fit(c_backend: dict, board: Board) -> Fit | None:
+    """The fit of the C backend, from its exact size for the board (None when it was not sized)."""
+    if "flash_bytes" not in c_backend:
+        return None
+    return Fit("c", [("code, weights and constants (c/)", c_backend["flash_bytes"])],
+               [("static arena and data (c/)", c_backend["ram_bytes"]),
+                ("stack, heap, RTOS (reserved)", board.ram_reserved_bytes)], board)
+
+
+def manifest(model: Model, board: Board, estimates: dict[str, ArenaEstimate], targets: dict[str, int],
+             fits: dict[str, Fit], measured: int | None, files: dict[str, bytes], names: Names) -> dict:
     arena = {**estimates["reference"].summary(targets["reference"]), "pointer_bytes": board.pointer_bytes,
              "cmsis_nn": {**estimates["cmsis_nn"].summary(targets["cmsis_nn"]),
                           "isa": CMSIS_NN_ISAS[board.kernels]}}
@@ -127,22 +152,20 @@ def manifest(model: Model, board: Board, estimates: dict[str, ArenaEstimate], ta
                   "outputs": [t.describe() for t in model.output_tensors()]},
         "names": {"array": names.array_name, "namespace": names.namespace, "riot_module": names.riot_module},
         "arena": arena,
-        "flash": {"model_bytes": fit.model_bytes, "runtime_code_estimate_bytes": fit.runtime_code_bytes,
-                  "total_bytes": fit.flash_bytes, "budget_bytes": board.flash_bytes, "fits": fit.fits_flash},
-        "ram": {"arena_bytes": fit.arena_bytes, "reserved_bytes": fit.reserved_bytes,
-                "total_bytes": fit.ram_bytes, "budget_bytes": board.ram_bytes, "fits": fit.fits_ram},
-        "fits": fit.fits,
+        "fit": {runtime: fit.summary() for runtime, fit in fits.items()},
+        "fits": any(fit.fits for fit in fits.values()),
         "files": {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
     }
 
 
 @dataclass
 class Bundle:
-    """What `build` made: the files (relative path -> bytes), the manifest and the fit."""
+    """What `build` made: the files (relative path -> bytes), the manifest and each runtime's fit (the
+    C backend's only when it was sized)."""
 
     files: dict[str, bytes]
     manifest: dict
-    fit: Fit
+    fits: dict[str, Fit]
 
 
 def c_backend_files(model: Model, board: Board, size: bool, check: bool) -> tuple[dict[str, str], dict]:
@@ -192,8 +215,9 @@ def arduino_files(model: Model) -> dict[str, str]:
 
 def make_bundle(models: Model | list[Model], board: Board, names: Names = Names(), measure: bool = False,
                 size_c_backend: bool = True, check_c_backend: bool = True,
-                array_names: list[str] | None = None) -> Bundle:
-    """Render every file of the bundle in memory (nothing is written). `size_c_backend` compiles the
+                array_names: list[str] | None = None, runtimes: tuple[str, ...] = tuple(RUNTIMES)) -> Bundle:
+    """Render every file of the bundle in memory (nothing is written): the sources of the `runtimes`
+    ("tflm", "c"), the model and the manifest, with each runtime's fit. `size_c_backend` compiles the
     C backend for the board to record its exact flash and RAM; `check_c_backend` compares it with TFLM
     on the host (the result is in the manifest; the caller decides what a failure means).
 
@@ -201,6 +225,9 @@ def make_bundle(models: Model | list[Model], board: Board, names: Names = Names(
     default from `names` for one model, from the file stems for several), an arena figure each and
     one for running them one after another on one arena; the C backend holds one model only."""
     models = [models] if isinstance(models, Model) else list(models)
+    if not runtimes or set(runtimes) - set(RUNTIMES) or ("tflm" not in runtimes and len(models) > 1):
+        raise TinykdError(f"runtimes must be {' and/or '.join(RUNTIMES)} (several models: with tflm), "
+                          f"not {', '.join(runtimes) or 'none'}")
     array_names = array_names or ([names.array_name] if len(models) == 1 else
                                   default_array_names([m.path.name for m in models]))
     if len(array_names) != len(models) or len(set(array_names)) != len(array_names):
@@ -227,7 +254,7 @@ def make_bundle(models: Model | list[Model], board: Board, names: Names = Names(
     estimates = per_model_targets[0][0]
     shared = {kernels: max(t[kernels] for _, t in per_model_targets) for kernels in estimates}
     measured = measure_arena(model.path, start=estimate_arena(model, 8).total_bytes) if measure else None
-    fit = plan_fit(models, board, shared["reference"])
+    fits = {"tflm": tflm_fit(models, board, shared["reference"])} if "tflm" in runtimes else {}
     context = {"models": entries, "board": board, "registrations": registrations,
                "arena": {"target_bytes": shared["reference"], "cmsis_nn_target_bytes": shared["cmsis_nn"],
                          "cmsis_nn_isa": CMSIS_NN_ISAS[board.kernels]},
@@ -235,24 +262,32 @@ def make_bundle(models: Model | list[Model], board: Board, names: Names = Names(
                "cmsis_nn_arena_lines": _arena_lines(entries, per_model_targets, "cmsis_nn",
                                                     "kTensorArenaSizeCmsisNn"),
                "zephyr_stack_bytes": ZEPHYR_STACK_BYTES, "tflm_version": installed_version()}
-    if len(models) == 1:
+    if "c" not in runtimes:
+        c_sources, c_backend = {}, {"available": False, "reason": "built with TFLM's sources only"}
+    elif len(models) == 1:
         c_sources, c_backend = c_backend_files(model, board, size_c_backend, check_c_backend)
     else:
         c_sources, c_backend = {}, {"available": False, "reason": "a bundle of several models has TFLM sources "
                                     "only; build one bundle per model for the C backend"}
+    if "tflm" not in runtimes and not c_backend["available"]:
+        raise TinykdError(f"{model.path}: no C backend for this model ({c_backend['reason']}), and TFLM's sources "
+                          "were not asked for")
+    c_fit = c_backend_fit(c_backend, board)
+    fits.update({"c": c_fit} if c_fit else {})
     arduino = arduino_files(model) if c_backend["available"] and model.inputs else {}
-    files = {path: text.encode() for path, text in
-             {**render_tflm_sources(context, names), **c_sources, **arduino}.items()}
+    tflm_sources = render_tflm_sources(context, names) if "tflm" in runtimes else {}
+    files = {path: text.encode() for path, text in {**tflm_sources, **c_sources, **arduino}.items()}
     for entry, one in zip(entries, models):
         files[MODEL_FILE if len(models) == 1 else f"models/{entry['array_name']}.tflite"] = one.data
-    info = manifest(model, board, estimates, shared, fit, measured, files, names)
+    info = manifest(model, board, estimates, shared, fits, measured, files, names)
     if len(models) > 1:
         info["models"] = [{"file": e["file"], "sha256": e["sha256"], "array": e["array_name"], "ops": e["ops"],
                            "arena": e["arena"]} for e in entries]
     info["c_backend"] = c_backend
+    info["runtimes"] = [r for r in RUNTIMES if r in runtimes and (r == "tflm" or c_backend["available"])]
     info["tflm"] = {"pinned_by": pinned_versions(model), "checked_against": installed_version()}
     files[MANIFEST] = (json.dumps(info, indent=2, sort_keys=True) + "\n").encode()
-    return Bundle(files, info, fit)
+    return Bundle(files, info, fits)
 
 
 def _arena_lines(entries: list[dict], per_model: list, kernels: str, name: str) -> list[str]:
