@@ -368,6 +368,16 @@ def test_build_checks_its_c_backend_against_tflm_and_refuses_a_wrong_kernel(tmp_
     assert check == {"passed": None, "vectors": 0, "result": "not run"}
 
 
+@pytest.mark.parametrize("out", ["/proc/tinykd-bundle", "a_file/sub"])
+def test_an_output_folder_that_cannot_be_made_is_a_one_line_error(zoo, tmp_path, monkeypatch, capsys, out):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("mine")
+    assert main(["build", "--board", "native", "--model", str(zoo["mlp"]), "--out", out, "--no-check"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create the bundle's folder" in err and err.count("\n") == 1  # before any other work
+    assert (tmp_path / "a_file").read_text() == "mine"
+
+
 def test_build_refuses_a_foreign_folder_unless_forced(zoo, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "mine"

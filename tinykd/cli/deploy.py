@@ -105,7 +105,7 @@ def cmd_boards(args) -> int:
 
 def cmd_build(args) -> int:
     from tinykd.deploy.boards import build_variant, load_board
-    from tinykd.deploy.bundle import RUNTIMES, fit_table, make_bundle, write_bundle
+    from tinykd.deploy.bundle import RUNTIMES, check_bundle_folder, fit_table, make_bundle, write_bundle
     from tinykd.deploy.tflm.codegen import Names, default_array_names
     from tinykd.tflite.reader import read_model
     from tinykd.verify.compare import CHECK_VECTORS, describe_check_failure
@@ -124,6 +124,7 @@ def cmd_build(args) -> int:
     names.check()
     model_path = model_paths[0]
     out_dir = args.out or Path("build") / board.name
+    check_bundle_folder(out_dir, args.force)
     if args.measure:
         print("tinykd: measuring the smallest arena the host TFLM interpreter accepts "
               "(bisection, one child process per trial)")

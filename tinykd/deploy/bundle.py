@@ -320,18 +320,35 @@ def is_bundle(folder: Path) -> bool:
     return True
 
 
+def check_bundle_folder(out_dir: Path, force: bool = False) -> bool:
+    """Whether `out_dir` is a foreign folder that `force` lets the bundle's files into; an error when the
+    bundle cannot go there (a file in the way, a folder that is not a bundle, an unwritable parent).
+    Cheap, so commands call it before their slow work."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TinykdError(f"{out_dir}: exists and is not a folder")
+    foreign = out_dir.is_dir() and any(out_dir.iterdir()) and not is_bundle(out_dir)
+    if foreign and not force:
+        raise TinykdError(f"{out_dir}: the folder is not empty and was not made by tinykd build; "
+                          "choose another --out or use --force")
+    existing = next(parent for parent in out_dir.absolute().parents if parent.exists())
+    try:  # the one sure test of a folder that takes new folders: make one
+        os.rmdir(tempfile.mkdtemp(prefix=".tinykd-probe.", dir=existing))
+    except OSError as exc:
+        raise TinykdError(f"{out_dir}: cannot create the bundle's folder in {existing}: {exc.strerror}") from None
+    return foreign
+
+
 def write_bundle(files: dict[str, bytes], out_dir: Path, force: bool = False) -> None:
     """Write the files as one folder. A previous bundle is replaced whole; a non-empty folder that is
     not a bundle is refused unless `force`, and then only the bundle's files in it are replaced."""
     out_dir = Path(out_dir)
-    foreign = out_dir.is_dir() and any(out_dir.iterdir()) and not is_bundle(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise TinykdError(f"{out_dir}: exists and is not a folder")
-    if foreign and not force:
-        raise TinykdError(f"{out_dir}: the folder is not empty and was not made by tinykd build; "
-                          "choose another --out or use --force")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    foreign = check_bundle_folder(out_dir, force)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    except OSError as exc:
+        raise TinykdError(f"{out_dir}: cannot create the bundle's folder: {exc.strerror}") from None
     try:
         write_tree(staging, files)
         if foreign:
