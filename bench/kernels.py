@@ -27,7 +27,8 @@ from tinykd.core.artifacts import write_tree  # noqa: E402
 from tinykd.deploy.cbackend.lower import generate_c_backend  # noqa: E402
 from tinykd.deploy.ops import op_macs  # noqa: E402
 from tinykd.core.console import quiet  # noqa: E402
-from tinykd.verify.firmware import build_firmware, make_runner  # noqa: E402
+from tinykd.verify.runners import make_runner  # noqa: E402
+from tinykd.verify.toolchain import build_firmware  # noqa: E402
 from tinykd.tflite.reader import parse_model  # noqa: E402
 
 CORES = {"cortex-m4": "nucleo-f446re", "cortex-m7": "nucleo-f767zi"}

@@ -59,7 +59,8 @@ def on_core(model, board, folder: Path, inputs) -> dict:
     from tinykd.deploy.boards import build_variant
     from tinykd.deploy.cbackend.lower import arena_offsets, generate_c_backend
     from tinykd.verify.compare import tflm_outputs
-    from tinykd.verify.firmware import build_firmware, c_backend_size, make_runner
+    from tinykd.verify.runners import make_runner
+    from tinykd.verify.toolchain import build_firmware, c_backend_size
 
     sources = generate_c_backend(model)
     write_tree(folder / "c", sources)

@@ -14,7 +14,8 @@ from tinykd.tflite import tflm_host
 from tinykd.core.artifacts import write_tree
 from tinykd.deploy.boards import forced_kernels, kernels_define, load_board
 from tinykd.deploy.cbackend.lower import generate_c_backend
-from tinykd.verify.firmware import build_firmware, make_runner
+from tinykd.verify.runners import make_runner
+from tinykd.verify.toolchain import build_firmware
 
 DRIVER = r"""
 #include <stdio.h>

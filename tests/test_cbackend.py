@@ -21,7 +21,8 @@ from tinykd.deploy import boards
 from tinykd.core.artifacts import write_tree
 from tinykd.deploy.boards import KERNEL_VARIANTS, compiled_variant, forced_kernels, kernels_define, load_board
 from tinykd.deploy.bundle import arduino_files, c_backend_files
-from tinykd.verify.firmware import build_firmware, make_runner
+from tinykd.verify.runners import make_runner
+from tinykd.verify.toolchain import build_firmware
 from tinykd.deploy.cbackend.lower import RUNTIME_DIR, arena_plans, generate_c_backend, variant_sources
 from tinykd.core.errors import TinykdError
 from tinykd.train.quantize import to_int8_tflite

@@ -4,6 +4,7 @@ and the kernel variant a board's host build compiles."""
 import binascii
 import os
 import pty
+import re
 import shutil
 import socket
 import struct
@@ -15,11 +16,12 @@ import tty
 import numpy as np
 import pytest
 
-from tinykd.deploy.boards import load_board
+from tinykd.deploy.boards import BUILTIN_DIR, load_board
 from tinykd.deploy.cbackend.lower import RUNTIME_DIR
 from tinykd.core.errors import TinykdError
-from tinykd.verify.firmware import (MACHINES, FrameReader, SerialRunner, build_firmware, encode_frame, make_runner,
-                                    render_linker_script)
+from tinykd.verify.runners import MACHINES, SerialRunner, check_target, make_runner
+from tinykd.verify.runners.serial import FrameReader, encode_frame
+from tinykd.verify.toolchain import build_firmware, render_linker_script
 
 IN_BYTES, OUT_BYTES = 2304, 10
 
@@ -160,6 +162,43 @@ def test_missing_toolchain_is_a_one_line_error(monkeypatch, model_dir, tmp_path)
     with pytest.raises(TinykdError, match="arm-none-eabi-gcc not found: install the Debian packages gcc-arm"):
         build_firmware(model_dir, load_board("nucleo-f446re"), tmp_path)
 
+
+
+def test_the_same_sources_for_the_same_board_come_from_the_cache(tmp_path, monkeypatch, golden):
+    """A build is kept under the hash of what went into it: the same bundle again is a copy, not a
+    compilation; another source byte or other board flags compile anew."""
+    monkeypatch.setenv("TINYKD_CACHE", str(tmp_path / "cache"))
+    source, board = write_model(tmp_path / "c"), load_board("nucleo-f446re")
+    first = build_firmware(source, board, tmp_path / "first")
+    again = build_firmware(source, board, tmp_path / "again")
+    assert again.read_bytes() == first.read_bytes() and not (tmp_path / "again" / "cmake-build").exists()
+    other_flags = build_firmware(source, load_board("nucleo-f767zi"), tmp_path / "f767")
+    assert (tmp_path / "f767" / "cmake-build").is_dir() and other_flags.read_bytes() != first.read_bytes()
+    changed = write_model(tmp_path / "changed", body="output[0] ^= 1;")
+    flipped = make_runner("qemu", build_firmware(changed, board, tmp_path / "changed-fw"), board).run(golden[:4])[0]
+    expected = stand_in(golden[:4])
+    expected[:, 0] ^= 1
+    np.testing.assert_array_equal(flipped, expected)
+    assert len(list((tmp_path / "cache" / "firmware").iterdir())) == 3
+
+
+@pytest.mark.parametrize("target, board_name, message", [
+    ("bogus", "nucleo-f446re", "unknown target 'bogus'; known targets: native, qemu, serial"),
+    ("serial", "nucleo-f446re", "target serial needs a port, as in serial:/dev/ttyACM0"),
+    ("qemu", "native", "board native is the host; run it with the native target"),
+])
+def test_a_target_that_cannot_run_is_refused_before_any_work(target, board_name, message):
+    with pytest.raises(TinykdError, match=re.escape(message)):
+        check_target(target, load_board(board_name))
+
+
+def test_a_board_without_a_known_qemu_machine_is_refused_before_any_work(tmp_path, monkeypatch):
+    profile = (BUILTIN_DIR / "nucleo-f446re.toml").read_text()
+    (tmp_path / "odd.toml").write_text(profile.replace('"mps2-an386"', '"mps2-an999"')
+                                       .replace('name = "nucleo-f446re"', 'name = "odd"'))
+    monkeypatch.setenv("TINYKD_BOARDS", str(tmp_path))
+    with pytest.raises(TinykdError, match=r"qemu_machine 'mps2-an999' is not one tinykd can run"):
+        check_target("qemu", load_board("odd"))
 
 # ------------------------------------------------------------------------------ serial framing, no hardware
 

@@ -176,6 +176,22 @@ def test_verify_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert code == 2 and err.count("\n") == 1 and "not a bundle (no readable manifest.json)" in err
     code, _, err = verify(tmp_path, capsys, "--board", "native", "--model", "missing.tflite")
     assert code == 2 and "missing.tflite" in err
+    for args, message in [(["--vectors", "1000000000000"], "--vectors 1000000000000: give between 1 and 100,000"),
+                          (["--vectors", "0"], "give between 1 and 100,000 vectors"),
+                          (["--target", "bogus"], "unknown target 'bogus'"),
+                          (["--target", "qemu"], "board native is the host; run it with the native target")]:
+        code, _, err = verify(tmp_path, capsys, "--board", "native", "--model", "missing.tflite", *args)
+        assert code == 2 and err.count("\n") == 1 and message in err, (args, err)
+
+
+def test_a_bundle_for_another_board_is_refused(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "--board", "nucleo-f767zi", "--model", str(zoo["mlp"]), "--out", "f767"]) == 0
+    capsys.readouterr()
+    code, _, err = verify(tmp_path, capsys, "--board", "rpi-pico", "--bundle", "f767")
+    assert code == 2 and err.count("\n") == 1
+    assert "f767: the bundle was built for board nucleo-f767zi, not rpi-pico" in err
+    assert not (tmp_path / "f767" / "verify.json").exists()
 
 
 @pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason="the MLPerf Tiny models are not in ../shared/models")

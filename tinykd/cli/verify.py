@@ -9,6 +9,9 @@ from tinykd.cli.common import config_from_args, pipeline_options
 from tinykd.core.console import quiet_tensorflow
 from tinykd.core.errors import TinykdError
 
+MAX_VECTORS = 100_000
+"""--vectors at most: 100,000 vectors of a 96x96x3 image are 2.8 GB in memory."""
+
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("verify", help="prove the C backend and firmware give TFLM's int8 outputs, byte for byte",
@@ -42,18 +45,25 @@ def cmd_verify(args) -> int:
     from tinykd.deploy.bundle import MODEL_FILE, make_bundle, read_manifest, write_bundle
     from tinykd.tflite.reader import read_model
     from tinykd.verify.compare import golden_inputs, report_table, verify_bundle
+    from tinykd.verify.runners import check_target
 
     board = load_board(args.board)
-    if args.vectors < 1:
-        raise TinykdError(f"--vectors {args.vectors}: give at least one vector")
+    if not 1 <= args.vectors <= MAX_VECTORS:
+        raise TinykdError(f"--vectors {args.vectors}: give between 1 and {MAX_VECTORS:,} vectors")
     if args.tflm:
         tflm_host.resolve(args.tflm)  # a bad name is the option's error, before any work
     tflm = config_from_args(args).verify.tflm
     target = args.target or ("qemu" if board.qemu_machine else "native")
+    check_target(target, board)
     if args.bundle:
-        if "models" in read_manifest(args.bundle):
+        manifest = read_manifest(args.bundle)
+        if "models" in manifest:
             raise TinykdError(f"{args.bundle}: a bundle of several models has no C backend to verify; verify each "
                               "model with --model")
+        built_for = manifest.get("board", {}).get("name")
+        if built_for != board.name:
+            raise TinykdError(f"{args.bundle}: the bundle was built for board {built_for}, not {board.name}; "
+                              f"verify it with --board {built_for}, or build one for {board.name}")
         bundle_dir, model = args.bundle, read_model(args.bundle / MODEL_FILE)
         config = None  # a bundle's model: random vectors
     else:

@@ -186,7 +186,7 @@ def c_backend_files(model: Model, board: Board, size: bool, check: bool) -> tupl
     runtime = [p.removeprefix("runtime/") for p in sources if p.startswith("runtime/")]
     info = {"available": True, "kernel_variant": variant, "kernels": variant_sources(runtime, variant)}
     if size:
-        from tinykd.verify.firmware import c_backend_size
+        from tinykd.verify.toolchain import c_backend_size
 
         info.update(c_backend_size(sources, board), compiled_for=board.name)
     if check:

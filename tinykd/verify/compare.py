@@ -19,28 +19,6 @@ from tinykd.tflite import tflm_host
 from tinykd.core.errors import TinykdError
 from tinykd.tflite.reader import Model
 
-TRACE_DRIVER = r"""
-#include <stdio.h>
-#include <stdint.h>
-static FILE *trace;
-#define TINYKD_TRACE(layer, data, bytes) \
-    do { int l_ = (layer), n_ = (bytes); fwrite(&l_, 4, 1, trace); fwrite(&n_, 4, 1, trace); \
-         fwrite((data), 1, (size_t)n_, trace); } while (0)
-#include "tinykd_model.c"
-int main(int argc, char **argv) {
-    static int8_t input[TINYKD_INPUT_BYTES], output[TINYKD_OUTPUT_BYTES];
-    FILE *in = fopen(argv[1], "rb");
-    if (!in || fread(input, 1, sizeof(input), in) != sizeof(input)) return 2;
-    fclose(in);
-    trace = fopen(argv[2], "wb");
-    if (!trace) return 2;
-    tinykd_invoke(input, output);
-    fclose(trace);
-    return 0;
-}
-"""
-
-
 @dataclass
 class RuntimeRun:
     """One runtime's outputs for all vectors, compared with the reference."""
@@ -134,21 +112,13 @@ def first_divergent_layer(model: Model, c_dir: Path, row: np.ndarray, version: s
     """Run one vector through the C backend (native, tracing every layer's output; `kernels` forces a
     kernel variant, as plain C) and through TFLM with all tensors kept; the first layer whose output
     bytes differ, or None when all layers agree."""
-    from tinykd.deploy.boards import kernels_define
+    from tinykd.verify.toolchain import build_trace
 
-    forced = [kernels_define(kernels)] if kernels else []
     with tempfile.TemporaryDirectory(prefix="tinykd-trace-") as folder:
         folder = Path(folder)
-        (folder / "driver.c").write_text(TRACE_DRIVER)
         (folder / "input.bin").write_bytes(row.tobytes())
-        runtime = sorted(str(p) for p in (c_dir / "runtime").glob("*.c"))
-        build = subprocess.run(["gcc", "-std=c99", "-O2", *forced, f"-I{c_dir}", f"-I{c_dir / 'runtime'}",
-                                str(folder / "driver.c"), *runtime, "-o", str(folder / "trace")],
-                               capture_output=True, text=True)
-        if build.returncode != 0:
-            raise TinykdError(f"{c_dir}: the C backend does not compile for tracing: "
-                              f"{(build.stderr.strip().splitlines() or ['?'])[-1]}")
-        subprocess.run([str(folder / "trace"), str(folder / "input.bin"), str(folder / "trace.bin")], check=True)
+        program = build_trace(c_dir, kernels, folder)
+        subprocess.run([str(program), str(folder / "input.bin"), str(folder / "trace.bin")], check=True)
         trace = (folder / "trace.bin").read_bytes()
     ours = {}
     position = 0
@@ -188,7 +158,8 @@ def check_c_backend(model: Model, sources: dict[str, str], board, vectors: int =
     difference it names the first vector, output byte and layer that differ."""
     from tinykd.core.artifacts import write_tree
     from tinykd.deploy.boards import build_variant
-    from tinykd.verify.firmware import build_firmware, make_runner
+    from tinykd.verify.runners import make_runner
+    from tinykd.verify.toolchain import build_firmware
 
     kernels = build_variant(board)
     inputs = random_inputs(model, vectors, seed)
@@ -237,7 +208,8 @@ def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np
     older TFLM, also the latest one (compared, not required to agree). Returns verify.json's report."""
     from tinykd.deploy.boards import build_variant
     from tinykd.deploy.bundle import read_manifest
-    from tinykd.verify.firmware import build_firmware, make_runner
+    from tinykd.verify.runners import make_runner
+    from tinykd.verify.toolchain import build_firmware
 
     c_dir = bundle_dir / "c"
     manifest = read_manifest(bundle_dir)

@@ -1,15 +1,14 @@
 /* What the verification app needs from where it runs: a source of input vectors, a sink for outputs,
  * a tick counter and a way to stop. One implementation per way of running:
- *   platform_semihost.c  QEMU: files through Arm semihosting, exit code through SYS_EXIT_EXTENDED
- *   platform_host.c      native: a plain process reading and writing files
- *   platform_uart.c      a board on a serial line: framed messages (see tinykd/firmware.py)
+ *   platform_files.c     native (a plain process) and QEMU (Arm semihosting): reads and writes files
+ *   platform_uart.c      a board on a serial line: framed messages (see tinykd/verify/runners/serial.py)
  */
 #ifndef TINYKD_PLATFORM_H
 #define TINYKD_PLATFORM_H
 
 #include <stdint.h>
 
-/* Exit codes: tinykd/firmware.py maps them to messages. */
+/* Exit codes: tinykd/verify/runners/base.py maps them to messages. */
 enum {
     TINYKD_EXIT_OK = 0,
     TINYKD_EXIT_IO = 2,        /* an input or output file could not be opened, read or written */

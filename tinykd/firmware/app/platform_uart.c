@@ -1,5 +1,5 @@
 /* A board on a serial line: the host sends framed input vectors, the board answers each with a framed
- * result. The frame format is described (and implemented for the host) in tinykd/firmware.py:
+ * result. The frame format is described (and implemented for the host) in tinykd/verify/runners/serial.py:
  *   "TK" | type u8 | payload length u32 LE | payload | CRC-32 u32 LE of type + length + payload
  *
  * The UART is reached through three functions. The weak defaults drive the CMSDK UART0 of the Arm
