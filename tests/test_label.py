@@ -1,9 +1,11 @@
 """`tinykd label`: counting people in headless Chromium, every answer saved at once and safely; a broken
 count.json is reported and never overwritten; nothing outside count.json's images is served."""
 
+import http.client
 import json
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import numpy as np
@@ -103,3 +105,87 @@ def test_an_invalid_count_file_stops_the_command_with_one_line(folder, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "count.json" in err and "-1" in err
     assert (folder / "count.json").read_text() == '{"img0.png": -1}'
+
+
+def post(server, path, body: bytes, headers=None):
+    """POST raw bytes; (HTTP status, JSON answer)."""
+    request = urllib.request.Request(server + path, data=body, method="POST",
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def announce_body(server, length):
+    """POST that announces `length` bytes and sends the first 64 KB: the server must answer unread."""
+    connection = http.client.HTTPConnection(urllib.parse.urlsplit(server).netloc, timeout=10)
+    connection.putrequest("POST", "/label")
+    connection.putheader("Content-Length", str(length))
+    connection.endheaders()
+    connection.send(b"x" * 65536)
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def test_requests_the_page_would_not_send_are_refused_and_nothing_is_written(folder, server):
+    before = (folder / "count.json").read_bytes()
+    for body, status, message in [
+        ({"image": "img1.png", "count": 10 ** 26}, 400, "is not a whole number from 0 to 10,000"),
+        ({"image": "img1.png", "count": -1}, 400, "is not a whole number"),
+        ({"image": "img1.png", "count": True}, 400, "is not a whole number"),
+        ({"image": "secret.txt", "count": 1}, 400, "'secret.txt' is not an image count.json lists"),
+        ({"image": "img1.png"}, 400, "malformed request"),
+    ]:
+        code, answer = post(server, "label", json.dumps(body).encode())
+        assert (code, message in answer["error"]) == (status, True), (body, code, answer)
+    for length in (50_000_000, 999_999_999_999):
+        code, answer = announce_body(server, length)
+        assert code == 413 and f"request of {length} bytes refused (at most 4096)" in answer["error"]
+    assert (folder / "count.json").read_bytes() == before and not (folder / "count.json.bak").exists()
+
+
+def test_undo_puts_back_what_the_last_answer_replaced(folder, server):
+    assert post(server, "label", json.dumps({"image": "img1.png", "count": 4}).encode())[1]["can_undo"]
+    post(server, "label", json.dumps({"image": "img2.png", "count": 5}).encode())
+    code, answer = post(server, "undo", b"{}")
+    assert code == 200 and counts_of(folder)["img2.png"] is None and answer["next"] == "img2.png"
+    post(server, "undo", b"{}")
+    assert counts_of(folder) == {"img0.png": 2, "img1.png": None, "img2.png": None, "img3.png": None}
+    code, answer = post(server, "undo", b"{}")
+    assert code == 400 and answer["error"] == "nothing to undo"
+
+
+def test_digit_keys_save_and_u_undoes_and_small_images_are_shown_large(folder, page):
+    page.wait_for_selector("#name:has-text('img1.png')")
+    assert page.evaluate("document.getElementById('image').getBoundingClientRect().width") >= 240
+    page.keyboard.press("7")
+    page.wait_for_selector("#name:has-text('img2.png')")
+    assert counts_of(folder)["img1.png"] == 7
+    page.keyboard.press("u")
+    page.wait_for_selector("#name:has-text('img1.png')")
+    assert counts_of(folder)["img1.png"] is None
+
+
+def test_listed_files_that_are_missing_are_skipped_and_unsafe_names_refused(folder, capsys):
+    (folder / "count.json").write_text(json.dumps({"gone.png": None, "img1.png": None}))
+    from tinykd.ui.label import Labels
+
+    state = Labels(folder).state()
+    assert state["next"] == "img1.png" and "1 image(s) listed in count.json are not in the folder" in state["note"]
+    for name in ("../secret.txt", "/etc/hostname", "sub/img1.png"):
+        (folder / "count.json").write_text(json.dumps({name: None}))
+        assert main(["label", str(folder), "--port", "0"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{name!r} is not the name of a file in" in err
+
+
+@pytest.mark.parametrize("args, message", [(["--port", "70000"], "--port 70000: a port is a number from 0 to 65535"),
+                                           (["--port", "-1"], "--port -1: a port is a number from 0 to 65535")])
+def test_bad_ports_and_a_file_instead_of_a_folder_are_one_line(folder, capsys, args, message):
+    assert main(["label", str(folder), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert main(["label", str(folder / "img0.png")]) == 2
+    assert "img0.png: not a folder" in capsys.readouterr().err

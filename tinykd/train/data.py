@@ -292,6 +292,10 @@ def _load_folder(root: Path):
     return _stack_images(paths), np.array(labels), classes
 
 
+MAX_COUNT = 10_000
+"""The most people count.json may give one image."""
+
+
 def read_count_file(root: Path) -> dict:
     """count.json: {image file name: number of people, or null when not labelled yet}."""
     path = root / COUNT_FILE
@@ -304,8 +308,13 @@ def read_count_file(root: Path) -> dict:
     if not isinstance(counts, dict):
         raise TinykdError(f"{path}: must map image file names to counts")
     for file, count in counts.items():
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
-            raise TinykdError(f"{path}: count for {file!r} is {count!r}; expected a whole number >= 0 or null")
+        if file in ("", ".", "..") or Path(file).name != file or "\\" in file:
+            raise TinykdError(f"{path}: {file!r} is not the name of a file in {root} (no folders, no absolute "
+                              "paths)")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)
+                                  or not 0 <= count <= MAX_COUNT):
+            raise TinykdError(f"{path}: count for {file!r} is {count!r}; expected a whole number from 0 to "
+                              f"{MAX_COUNT:,} or null")
     return counts
 
 

@@ -18,65 +18,18 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from tinykd.core.artifacts import write_bytes
-from tinykd.train.data import COUNT_FILE, read_count_file
 from tinykd.core.errors import TinykdError
+from tinykd.core.templates import environment
+from tinykd.train.data import COUNT_FILE, MAX_COUNT, read_count_file
 
 HIGHEST_BUTTON = 9
-"""Buttons 0..9; larger counts are typed into the number field."""
+"""Buttons (and keys) 0..9; larger counts are typed into the number field."""
+MAX_BODY_BYTES = 4096
+"""A label request is one image name and one number: anything longer is refused unread."""
 
-PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>tinykd label</title>
-<style>
-body { font-family: system-ui, sans-serif; max-width: 760px; margin: 2em auto; padding: 0 1em; }
-img { max-width: 100%; max-height: 60vh; display: block; margin: 1em 0; image-rendering: pixelated; }
-button { font-size: 1.3em; min-width: 2.4em; margin: 0.15em; }
-#error { color: #c62828; font-weight: bold; }
-</style></head>
-<body>
-<h1>How many people?</h1>
-<p id="progress"></p>
-<p id="error"></p>
-<div id="task">
-  <p id="name"></p>
-  <img id="image" alt="image to label">
-  <div id="buttons"></div>
-  <p><input id="other" type="number" min="0" step="1" placeholder="more"> <button id="save-other">save</button></p>
-</div>
-<p id="done" hidden>Every image has a count. count.json is saved.</p>
-<script>
-const buttons = document.getElementById("buttons");
-for (let n = 0; n <= HIGHEST_BUTTON; n++) {
-  const b = document.createElement("button");
-  b.textContent = n; b.dataset.count = n; b.onclick = () => save(n);
-  buttons.appendChild(b);
-}
-document.getElementById("save-other").onclick = () => {
-  const v = document.getElementById("other").value;
-  if (v !== "" && Number.isInteger(Number(v)) && Number(v) >= 0) save(Number(v));
-};
-let current = null;
-function show(state) {
-  document.getElementById("error").textContent = state.error || "";
-  document.getElementById("progress").textContent =
-    state.labelled + " of " + state.total + " images labelled";
-  current = state.next;
-  document.getElementById("task").hidden = !current;
-  document.getElementById("done").hidden = !!current || !!state.error;
-  if (current) {
-    document.getElementById("name").textContent = current;
-    document.getElementById("image").src = "image/" + encodeURIComponent(current);
-  }
-}
-async function refresh() { show(await (await fetch("state")).json()); }
-async function save(count) {
-  const response = await fetch("label", {method: "POST", headers: {"Content-Type": "application/json"},
-                                          body: JSON.stringify({image: current, count: count})});
-  show(await response.json());
-}
-refresh();
-</script>
-</body></html>
-"""
+
+class LabelError(ValueError):
+    """A request the page should not have sent: answered 400 with the message."""
 
 
 class Labels:
@@ -86,6 +39,7 @@ class Labels:
         self.folder = Path(folder)
         self.path = self.folder / COUNT_FILE
         self.lock = threading.Lock()
+        self.answers: list[tuple[str, int | None]] = []  # (image, the value an answer replaced), for undo
         read_count_file(self.folder)  # refuse to start on a missing or invalid file
 
     def state(self, error: str = "") -> dict:
@@ -93,39 +47,67 @@ class Labels:
             counts = read_count_file(self.folder)
         except TinykdError as exc:
             return {"error": f"{exc}; fix or restore it (count.json.bak), then reload this page",
-                    "labelled": 0, "total": 0, "next": None}
-        waiting = [name for name, count in counts.items() if count is None and (self.folder / name).is_file()]
+                    "labelled": 0, "total": 0, "next": None, "note": "", "can_undo": False}
+        unlabelled = [name for name, count in counts.items() if count is None]
+        waiting = [name for name in unlabelled if (self.folder / name).is_file()]
+        missing = len(unlabelled) - len(waiting)
+        note = f"{missing} image(s) listed in count.json are not in the folder: skipped" if missing else ""
         return {"error": error, "labelled": sum(c is not None for c in counts.values()), "total": len(counts),
-                "next": waiting[0] if waiting else None}
+                "next": waiting[0] if waiting else None, "note": note, "can_undo": bool(self.answers)}
 
-    def save(self, image: str, count: int) -> dict:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            return self.state(f"count {count!r} is not a whole number >= 0")
+    def save(self, image: str, count) -> dict:
+        """Write one answer; a count or image the page should not send raises LabelError."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:
+            raise LabelError(f"count {count!r} is not a whole number from 0 to {MAX_COUNT:,}")
         with self.lock:
-            try:
-                counts = read_count_file(self.folder)
-            except TinykdError:
+            counts = self._counts()
+            if counts is None:
                 return self.state()  # reports the problem; the file stays as it is
-            if image not in counts:
-                return self.state(f"{image!r} is not in count.json")
-            counts[image] = count
-            shutil.copy2(self.path, self.path.with_name(COUNT_FILE + ".bak"))
-            write_bytes(self.path, (json.dumps(counts, indent=2) + "\n").encode())
+            if image not in counts or not (self.folder / image).is_file():
+                raise LabelError(f"{image!r} is not an image count.json lists in {self.folder}")
+            self.answers.append((image, counts[image]))
+            self._write(counts | {image: count})
         return self.state()
+
+    def undo(self) -> dict:
+        """Put back the value the last answer of this server replaced."""
+        with self.lock:
+            counts = self._counts()
+            if counts is None:
+                return self.state()
+            if not self.answers:
+                raise LabelError("nothing to undo")
+            image, previous = self.answers.pop()
+            if image in counts:
+                self._write(counts | {image: previous})
+        return self.state()
+
+    def _counts(self) -> dict | None:
+        try:
+            return read_count_file(self.folder)
+        except TinykdError:
+            return None
+
+    def _write(self, counts: dict) -> None:
+        shutil.copy2(self.path, self.path.with_name(COUNT_FILE + ".bak"))
+        write_bytes(self.path, (json.dumps(counts, indent=2) + "\n").encode())
 
     def image(self, name: str) -> Path | None:
         """The image file for `name`, only if count.json lists it (no other file is served)."""
-        try:
-            counts = read_count_file(self.folder)
-        except TinykdError:
-            return None
+        counts = self._counts()
         path = self.folder / name
-        return path if name in counts and path.is_file() and path.parent == self.folder else None
+        return path if counts and name in counts and path.is_file() else None
 
 
 def make_server(folder: Path, port: int = 8765) -> ThreadingHTTPServer:
     """The labelling server on 127.0.0.1:`port` (0: any free port); call serve_forever() on it."""
+    if not 0 <= port <= 65535:
+        raise TinykdError(f"--port {port}: a port is a number from 0 to 65535 (0: any free port)")
+    if not Path(folder).is_dir():
+        raise TinykdError(f"{folder}: not a folder (tinykd label wants the folder with the images and {COUNT_FILE})")
     labels = Labels(folder)
+    page = environment().get_template("label/label.html.j2").render(
+        highest_button=HIGHEST_BUTTON, max_count=MAX_COUNT).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):  # keep the terminal for tinykd's own lines
@@ -144,8 +126,7 @@ def make_server(folder: Path, port: int = 8765) -> ThreadingHTTPServer:
 
         def do_GET(self):
             if self.path in ("/", "/index.html"):
-                page = PAGE.replace("HIGHEST_BUTTON", str(HIGHEST_BUTTON))
-                self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
+                self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
             elif self.path == "/state":
                 self._json(labels.state())
             elif self.path.startswith("/image/") and (path := labels.image(unquote(self.path[7:]))):
@@ -155,16 +136,28 @@ def make_server(folder: Path, port: int = 8765) -> ThreadingHTTPServer:
                 self._send(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
 
         def do_POST(self):
-            if self.path != "/label":
+            actions = {"/label": lambda body: labels.save(str(body["image"]), body["count"]),
+                       "/undo": lambda body: labels.undo()}
+            if self.path not in actions:
                 self._send(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
                 return
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                image, count = body["image"], body["count"]
+                length = int(self.headers.get("Content-Length", ""))
+            except ValueError:
+                self._json(labels.state("a request needs a Content-Length"), HTTPStatus.LENGTH_REQUIRED)
+                return
+            if not 0 <= length <= MAX_BODY_BYTES:
+                self.close_connection = True  # the body is never read
+                self._json(labels.state(f"request of {length} bytes refused (at most {MAX_BODY_BYTES})"),
+                           HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+                return
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+                self._json(actions[self.path](body))
+            except LabelError as exc:
+                self._json(labels.state(str(exc)), HTTPStatus.BAD_REQUEST)
             except (ValueError, KeyError, TypeError):
                 self._json(labels.state("malformed request"), HTTPStatus.BAD_REQUEST)
-                return
-            self._json(labels.save(str(image), count))
 
     try:
         return ThreadingHTTPServer(("127.0.0.1", port), Handler)
