@@ -89,7 +89,7 @@ def cmd_quantize(args) -> int:
     from tinykd.train import pipeline
 
     config = config_from_args(args)
-    model = args.model or pipeline.student_path(config)
+    model = args.model or config.layout.student()
     if model.suffix != ".keras":
         raise TinykdError(f"{model}: quantize takes a .keras model")
     config = pipeline.config_for_model(model, config, dataset_given=args.dataset is not None)

@@ -9,6 +9,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tinykd.core.artifacts import RunLayout
 from tinykd.core.errors import TinykdError
 
 CONFIG_FILE = "tinykd.toml"
@@ -117,8 +118,9 @@ class PipelineConfig:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
 
     @property
-    def run_dir(self) -> Path:
-        return Path(self.runs_dir) / self.name
+    def layout(self) -> RunLayout:
+        """The run's artifact paths."""
+        return RunLayout.for_name(self.name, self.runs_dir)
 
 
 _SECTIONS = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig,

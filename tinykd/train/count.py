@@ -25,7 +25,6 @@ from tinykd.train.data import Dataset
 
 SMALL_DATA_BATCH = 16
 """Batch size of the counting recipe (at most): with a few hundred images, 128 would be one step an epoch."""
-CV_FILE = "count_cv.json"
 
 
 def kfold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -99,6 +98,6 @@ def cross_validate_run(config: PipelineConfig, folds: int = 5) -> tuple[dict, Pa
     from tinykd.train import pipeline
 
     result = cross_validate(config, pipeline.load_data(config), folds)
-    path = config.run_dir / CV_FILE
+    path = config.layout.count_cv
     write_json(path, result)
     return result, path

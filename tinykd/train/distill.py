@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from tinykd.core.artifacts import RunLayout
 from tinykd.core.config import FeatureKD, StudentConfig
 from tinykd.train.data import Dataset
 from tinykd.core.errors import TinykdError
@@ -167,7 +168,7 @@ def distill_student(config: StudentConfig, dataset: Dataset, teacher_paths: list
     """
     keras.utils.set_random_seed(seed)
     student = build_model(config.architecture, dataset.input_shape, dataset.num_classes, config.width)
-    stem = "student" if kd else "student_nokd"
+    stem = RunLayout.student_stem(kd)
     what = f"with KD from {len(teacher_paths)} teacher(s)" if kd else "on labels alone (no KD)"
     print(f"tinykd: training student {config.architecture} ({student.count_params():,} parameters) "
           f"{what} for {config.epochs} epochs")

@@ -10,25 +10,10 @@ import json
 import time
 from pathlib import Path
 
-from tinykd.core.artifacts import write_json
+from tinykd.core.artifacts import RunLayout, write_json
 from tinykd.core.config import PipelineConfig
 from tinykd.train.data import Dataset, load_dataset
 from tinykd.core.errors import TinykdError
-
-DATASET_FILE = "dataset.json"
-SUMMARY_FILE = "summary.json"
-
-
-def teacher_path(config: PipelineConfig) -> Path:
-    return config.run_dir / "teacher.keras"
-
-
-def student_path(config: PipelineConfig, kd: bool = True) -> Path:
-    return config.run_dir / ("student.keras" if kd else "student_nokd.keras")
-
-
-def int8_path(config: PipelineConfig, kd: bool = True) -> Path:
-    return student_path(config, kd).with_name(f"{student_path(config, kd).stem}_int8.tflite")
 
 
 def load_data(config: PipelineConfig, record: bool = True) -> Dataset:
@@ -42,7 +27,7 @@ def load_data(config: PipelineConfig, record: bool = True) -> Dataset:
           f"{dataset.num_classes} classes")
     if not record:
         return dataset
-    write_json(config.run_dir / DATASET_FILE, {
+    write_json(config.layout.dataset, {
         "dataset": d.dataset, "image_size": list(d.size), "channels": d.channels, "data_dir": d.data_dir,
         "limit": d.limit, "validation_split": d.validation_split, "seed": config.seed,
         "class_names": dataset.class_names, "source": dataset.source, "unlabelled": dataset.unlabelled,
@@ -61,9 +46,9 @@ def _fresh(path: Path, force: bool, what: str) -> bool:
 def train_stage(config: PipelineConfig, dataset: Dataset, force: bool = False) -> Path:
     from tinykd.train.train import train_teacher
 
-    path = teacher_path(config)
+    path = config.layout.teacher
     if _fresh(path, force, "teacher"):
-        train_teacher(config.teacher, dataset, config.run_dir, config.seed)
+        train_teacher(config.teacher, dataset, config.layout.folder, config.seed)
         print(f"tinykd: wrote {path}")
     return path
 
@@ -73,13 +58,13 @@ def distill_stage(config: PipelineConfig, dataset: Dataset, force: bool = False,
     """Train the student; the teachers default to this run's teacher plus `teacher.extra`."""
     from tinykd.train.distill import distill_student
 
-    path = student_path(config, kd)
+    path = config.layout.student(kd)
     if _fresh(path, force, "student"):
         if kd and teachers is None:
-            teachers = [teacher_path(config)] + [Path(p) for p in config.teacher.extra]
+            teachers = [config.layout.teacher] + [Path(p) for p in config.teacher.extra]
             if not teachers[0].exists():
                 raise TinykdError(f"{teachers[0]}: no teacher yet; run `tinykd train` first")
-        distill_student(config.student, dataset, teachers or [], config.run_dir, config.seed, kd)
+        distill_student(config.student, dataset, teachers or [], config.layout.folder, config.seed, kd)
         print(f"tinykd: wrote {path}")
     return path
 
@@ -90,8 +75,9 @@ def quantize_stage(config: PipelineConfig, dataset: Dataset, model: Path, force:
     model = Path(model)
     if not model.exists():
         raise TinykdError(f"{model}: no such model; train it first")
-    summary_path = model.with_name(f"{model.stem}_quantize.json")
-    if _fresh(model.with_name(f"{model.stem}_int8.tflite"), force, "INT8 model"):
+    layout = RunLayout.of_model(model)
+    summary_path = layout.quantize_summary(model.stem)
+    if _fresh(layout.int8(model.stem), force, "INT8 model"):
         summary = quantize_model(model, dataset, model.parent, config.quantize.representative_samples,
                                  config.seed, config.quantize.per_channel_dense)
         print(f"tinykd: wrote {summary['int8']['path']} ({summary['int8']['bytes']:,} bytes, "
@@ -106,7 +92,7 @@ def evaluate_stage(model: Path, dataset: Dataset, out_dir: Path | None = None) -
     from tinykd.train.train import read_history
 
     model = Path(model)
-    out_dir = Path(out_dir) if out_dir else model.parent / "eval" / model.stem
+    out_dir = Path(out_dir) if out_dir else RunLayout.of_model(model).evaluation(model.stem)
     history = read_history(model) if model.suffix == ".keras" else None
     summary = evaluate_model(model, dataset.x_test, dataset.y_test, dataset.class_names, out_dir, history)
     print(f"tinykd: {model.name}: test accuracy {summary['accuracy']:.2%} on {summary['images']:,} images; "
@@ -128,12 +114,13 @@ def run(config: PipelineConfig, force: bool = False) -> dict:
     dataset = timed("data", load_data, config)
     teacher = timed("teacher", train_stage, config, dataset, force)
     variants = [True, False] if config.student.kd and config.student.baseline else [config.student.kd]
+    layout = config.layout
     results = {}
     for kd in variants:
-        label = "student" if kd else "student_nokd"
+        label = layout.student_stem(kd)
         student = timed(label, distill_stage, config, dataset, force, kd)
         quantized = timed(f"{label}_quantize", quantize_stage, config, dataset, student, force)
-        history = json.loads(student.with_name(f"{student.stem}_history.json").read_text())
+        history = json.loads(layout.history(label).read_text())
         results[label] = {
             "seconds_per_epoch": round(sum(history["epoch_seconds"]) / max(1, len(history["epoch_seconds"])), 2),
             "keras_test_accuracy": quantized["keras_test_accuracy"],
@@ -141,22 +128,22 @@ def run(config: PipelineConfig, force: bool = False) -> dict:
             "int8_bytes": quantized["int8"]["bytes"],
             "int8_path": quantized["int8"]["path"],
         }
-    for model in [teacher, student_path(config, variants[0]), int8_path(config, variants[0])]:
+    for model in [teacher, layout.student(variants[0]), layout.student_int8(variants[0])]:
         timed(f"evaluate_{model.name}", evaluate_stage, model, dataset)
-    teacher_accuracy = json.loads((config.run_dir / "eval" / "teacher" / "summary.json").read_text())["accuracy"]
+    teacher_accuracy = json.loads(layout.evaluation_file(teacher.stem, "summary").read_text())["accuracy"]
     summary = {"name": config.name, "dataset": config.data.dataset, "seed": config.seed,
                "teacher_test_accuracy": teacher_accuracy, **results,
                "seconds": seconds, "total_seconds": round(time.perf_counter() - started, 1)}
     if "student" in results and "student_nokd" in results:
         summary["kd_gain_int8"] = results["student"]["int8_test_accuracy"] - results["student_nokd"]["int8_test_accuracy"]
-    write_json(config.run_dir / SUMMARY_FILE, summary)
-    _print_summary(summary, config.run_dir)
+    write_json(layout.summary, summary)
+    _print_summary(summary, layout)
     return summary
 
 
 def int8_model(config: PipelineConfig) -> Path:
     """The pipeline's distilled INT8 model, running the missing stages (teacher, student, INT8) first."""
-    path = int8_path(config, config.student.kd)
+    path = config.layout.student_int8(config.student.kd)
     if path.exists():
         return path
     print(f"tinykd: {path} does not exist yet; running the pipeline stages it needs")
@@ -167,9 +154,9 @@ def int8_model(config: PipelineConfig) -> Path:
     return path
 
 
-def _print_summary(summary: dict, run_dir: Path) -> None:
+def _print_summary(summary: dict, layout: RunLayout) -> None:
     print(f"\ntinykd: run {summary['name']} finished in {summary['total_seconds'] / 60:.1f} min; "
-          f"results in {run_dir / SUMMARY_FILE}")
+          f"results in {layout.summary}")
     print(f"  teacher                    test accuracy {summary['teacher_test_accuracy']:.2%}")
     for label in ("student", "student_nokd"):
         if label in summary:
@@ -190,12 +177,13 @@ def config_for_model(model: Path, config: PipelineConfig, dataset_given: bool) -
     model = Path(model)
     if not model.is_file():
         raise TinykdError(f"{model}: no such model file")
-    recorded = model.parent / DATASET_FILE
+    layout = RunLayout.of_model(model)
+    recorded = layout.dataset
     if recorded.exists() and not dataset_given:
         info = json.loads(recorded.read_text())
         config.data.dataset, config.data.data_dir = info["dataset"], info.get("data_dir", "")
         config.data.limit, config.seed = info.get("limit", 0), info.get("seed", config.seed)
     height, width, channels = model_input_shape(model)
     config.data.image_size, config.data.channels = [height, width], channels
-    config.runs_dir, config.name = str(model.parent.parent), model.parent.name
+    config.runs_dir, config.name = str(layout.runs_dir), layout.name
     return config

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tinykd.core.artifacts import atomic_path, write_json
+from tinykd.core.artifacts import RunLayout, atomic_path, write_json
 from tinykd.core.config import TeacherConfig
 from tinykd.train.data import Dataset
 from tinykd.train.models import build_model
@@ -134,20 +134,21 @@ def train_teacher(config: TeacherConfig, dataset: Dataset, out_dir: Path, seed: 
                                config.label_smoothing, config.augment, seed)
     history["architecture"] = config.architecture
     history["parameters"] = int(model.count_params())
-    return save_model(model, history, Path(out_dir), "teacher")
+    return save_model(model, history, Path(out_dir), RunLayout.TEACHER)
 
 
 def save_model(model, history: dict, out_dir: Path, stem: str) -> Path:
     """Write `<stem>.keras` and `<stem>_history.json` atomically; return the model path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{stem}.keras"
+    layout = RunLayout(out_dir)
+    path = layout.keras(stem)
     with atomic_path(path) as tmp:
         model.save(tmp)
-    write_json(out_dir / f"{stem}_history.json", history)
+    write_json(layout.history(stem), history)
     return path
 
 
 def read_history(model_path: Path) -> dict | None:
     """The history.json written beside a model, if there is one."""
-    path = Path(model_path).with_name(f"{Path(model_path).stem}_history.json")
+    path = RunLayout.of_model(model_path).history(Path(model_path).stem)
     return json.loads(path.read_text()) if path.exists() else None
