@@ -7,6 +7,7 @@ Each stage skips its work when its artifact already exists (so a run resumes whe
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -15,16 +16,18 @@ from tinykd.core.config import PipelineConfig
 from tinykd.train.data import Dataset, load_dataset
 from tinykd.core.errors import TinykdError
 
+log = logging.getLogger(__name__)
+
 
 def load_data(config: PipelineConfig, record: bool = True) -> Dataset:
     """Load the configured dataset; with `record`, note what it was in the run's `dataset.json`."""
     d = config.data
-    print(f"tinykd: loading {d.dataset} at {d.size[0]}x{d.size[1]}x{d.channels}")
+    log.debug(f"loading {d.dataset} at {d.size[0]}x{d.size[1]}x{d.channels}")
     dataset = load_dataset(d.dataset, d.size, d.channels, d.validation_split, config.seed,
                            d.data_dir or None, d.limit)
-    print(f"tinykd: {dataset.name} from {dataset.source}: {len(dataset.x_train):,} train, "
-          f"{len(dataset.x_val):,} validation, {len(dataset.x_test):,} test images, "
-          f"{dataset.num_classes} classes")
+    log.info(f"{dataset.name} from {dataset.source}: {len(dataset.x_train):,} train, "
+             f"{len(dataset.x_val):,} validation, {len(dataset.x_test):,} test images, "
+             f"{dataset.num_classes} classes")
     if not record:
         return dataset
     write_json(config.layout.dataset, {
@@ -36,9 +39,9 @@ def load_data(config: PipelineConfig, record: bool = True) -> Dataset:
 
 
 def _fresh(path: Path, force: bool, what: str) -> bool:
-    """True when the stage must run; prints why it is skipped otherwise."""
+    """True when the stage must run; logs why it is skipped otherwise."""
     if path.exists() and not force:
-        print(f"tinykd: keeping existing {what} {path} (--force retrains)")
+        log.info(f"keeping existing {what} {path} (--force retrains)")
         return False
     return True
 
@@ -49,7 +52,7 @@ def train_stage(config: PipelineConfig, dataset: Dataset, force: bool = False) -
     path = config.layout.teacher
     if _fresh(path, force, "teacher"):
         train_teacher(config.teacher, dataset, config.layout.folder, config.seed)
-        print(f"tinykd: wrote {path}")
+        log.info(f"wrote {path}")
     return path
 
 
@@ -65,7 +68,7 @@ def distill_stage(config: PipelineConfig, dataset: Dataset, force: bool = False,
             if not teachers[0].exists():
                 raise TinykdError(f"{teachers[0]}: no teacher yet; run `tinykd train` first")
         distill_student(config.student, dataset, teachers or [], config.layout.folder, config.seed, kd)
-        print(f"tinykd: wrote {path}")
+        log.info(f"wrote {path}")
     return path
 
 
@@ -80,8 +83,8 @@ def quantize_stage(config: PipelineConfig, dataset: Dataset, model: Path, force:
     if _fresh(layout.int8(model.stem), force, "INT8 model"):
         summary = quantize_model(model, dataset, model.parent, config.quantize.representative_samples,
                                  config.seed, config.quantize.per_channel_dense)
-        print(f"tinykd: wrote {summary['int8']['path']} ({summary['int8']['bytes']:,} bytes, "
-              f"test accuracy {summary['int8']['test_accuracy']:.2%}) and {summary['float32']['path']}")
+        log.info(f"wrote {summary['int8']['path']} ({summary['int8']['bytes']:,} bytes, "
+                 f"test accuracy {summary['int8']['test_accuracy']:.2%}) and {summary['float32']['path']}")
         return summary
     return json.loads(summary_path.read_text()) if summary_path.exists() else {}
 
@@ -94,10 +97,13 @@ def evaluate_stage(model: Path, dataset: Dataset, out_dir: Path | None = None) -
     model = Path(model)
     out_dir = Path(out_dir) if out_dir else RunLayout.of_model(model).evaluation(model.stem)
     history = read_history(model) if model.suffix == ".keras" else None
-    summary = evaluate_model(model, dataset.x_test, dataset.y_test, dataset.class_names, out_dir, history)
-    print(f"tinykd: {model.name}: test accuracy {summary['accuracy']:.2%} on {summary['images']:,} images; "
-          f"wrote {out_dir}/")
-    return summary
+    return evaluate_model(model, dataset.x_test, dataset.y_test, dataset.class_names, out_dir, history)
+
+
+def describe_evaluation(summary: dict) -> str:
+    """One line: a model's test accuracy and where its evaluation went."""
+    return (f"{Path(summary['model']).name}: test accuracy {summary['accuracy']:.2%} on {summary['images']:,} "
+            f"images; wrote {Path(summary['files']['summary']).parent}/")
 
 
 def run(config: PipelineConfig, force: bool = False) -> dict:
@@ -129,7 +135,7 @@ def run(config: PipelineConfig, force: bool = False) -> dict:
             "int8_path": quantized["int8"]["path"],
         }
     for model in [teacher, layout.student(variants[0]), layout.student_int8(variants[0])]:
-        timed(f"evaluate_{model.name}", evaluate_stage, model, dataset)
+        log.info(describe_evaluation(timed(f"evaluate_{model.name}", evaluate_stage, model, dataset)))
     teacher_accuracy = json.loads(layout.evaluation_file(teacher.stem, "summary").read_text())["accuracy"]
     summary = {"name": config.name, "dataset": config.data.dataset, "seed": config.seed,
                "teacher_test_accuracy": teacher_accuracy, **results,
@@ -137,7 +143,6 @@ def run(config: PipelineConfig, force: bool = False) -> dict:
     if "student" in results and "student_nokd" in results:
         summary["kd_gain_int8"] = results["student"]["int8_test_accuracy"] - results["student_nokd"]["int8_test_accuracy"]
     write_json(layout.summary, summary)
-    _print_summary(summary, layout)
     return summary
 
 
@@ -146,27 +151,12 @@ def int8_model(config: PipelineConfig) -> Path:
     path = config.layout.student_int8(config.student.kd)
     if path.exists():
         return path
-    print(f"tinykd: {path} does not exist yet; running the pipeline stages it needs")
+    log.info(f"{path} does not exist yet; running the pipeline stages it needs")
     dataset = load_data(config)
     if config.student.kd:
         train_stage(config, dataset)
     quantize_stage(config, dataset, distill_stage(config, dataset, kd=config.student.kd))
     return path
-
-
-def _print_summary(summary: dict, layout: RunLayout) -> None:
-    print(f"\ntinykd: run {summary['name']} finished in {summary['total_seconds'] / 60:.1f} min; "
-          f"results in {layout.summary}")
-    print(f"  teacher                    test accuracy {summary['teacher_test_accuracy']:.2%}")
-    for label in ("student", "student_nokd"):
-        if label in summary:
-            r = summary[label]
-            print(f"  {label:<13} INT8 {r['int8_bytes']:>7,} B  test accuracy {r['int8_test_accuracy']:.2%} "
-                  f"(float {r['keras_test_accuracy']:.2%})")
-    if "kd_gain_int8" in summary:
-        print(f"  KD gain (INT8)             {summary['kd_gain_int8'] * 100:+.2f} points; a KD epoch took "
-              f"{summary['student']['seconds_per_epoch'] / summary['student_nokd']['seconds_per_epoch']:.2f}x "
-              "a plain one")
 
 
 def config_for_model(model: Path, config: PipelineConfig, dataset_given: bool) -> PipelineConfig:

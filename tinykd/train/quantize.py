@@ -9,6 +9,7 @@ per-tensor dense weights, which every TFLM version computes alike.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from tinykd.core.console import quiet
 from tinykd.train.data import Dataset
 from tinykd.core.errors import TinykdError
 from tinykd.train.evaluate import accuracy_of, predict
+
+log = logging.getLogger(__name__)
 
 
 def _fixed_batch(model):
@@ -107,7 +110,7 @@ def quantize_model(model_path: Path, dataset: Dataset, out_dir: Path | None = No
     stem = model_path.stem
     int8_path, float_path = layout.int8(stem), layout.float32(stem)
     representative = representative_set(dataset, representative_samples, seed)
-    print(f"tinykd: quantizing {model_path} to INT8 with {len(representative)} representative images")
+    log.info(f"quantizing {model_path} to INT8 with {len(representative)} representative images")
     write_bytes(int8_path, to_int8_tflite(model, representative, per_channel_dense=per_channel_dense))
     write_bytes(float_path, to_float_tflite(model))
     summary = {

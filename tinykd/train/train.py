@@ -7,6 +7,7 @@ best epoch on validation accuracy, and history.json.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ from tinykd.core.artifacts import RunLayout, atomic_path, write_json
 from tinykd.core.config import TeacherConfig
 from tinykd.train.data import Dataset
 from tinykd.train.models import build_model
+
+log = logging.getLogger(__name__)
 
 
 def fit_verbosity() -> int:
@@ -128,8 +131,8 @@ def train_teacher(config: TeacherConfig, dataset: Dataset, out_dir: Path, seed: 
     """Train the teacher and write `teacher.keras` and `teacher_history.json` into out_dir."""
     keras.utils.set_random_seed(seed)
     model = build_model(config.architecture, dataset.input_shape, dataset.num_classes, config.width)
-    print(f"tinykd: training teacher {config.architecture} ({model.count_params():,} parameters) "
-          f"for {config.epochs} epochs on {len(dataset.x_train):,} images")
+    log.info(f"training teacher {config.architecture} ({model.count_params():,} parameters) "
+             f"for {config.epochs} epochs on {len(dataset.x_train):,} images")
     history = train_classifier(model, dataset, config.epochs, config.batch_size, config.learning_rate,
                                config.label_smoothing, config.augment, seed)
     history["architecture"] = config.architecture
