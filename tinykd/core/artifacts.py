@@ -1,5 +1,5 @@
-"""A run's artifacts: where each one lives (RunLayout), and writing them safely (atomic replacement,
-deterministic JSON, no partial files on failure)."""
+"""A run's artifacts: where each one lives (RunLayout), writing them safely (atomic replacement,
+deterministic JSON, no partial files on failure), and reading the files a user writes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+from tinykd.core.errors import TinykdError
 
 
 def evaluation_file(folder: str | Path, kind: str) -> Path:
@@ -141,3 +144,14 @@ def write_tree(folder: str | Path, files: dict[str, str | bytes]) -> None:
 def write_json(path: str | Path, obj) -> None:
     """Pretty, key-sorted JSON, so the same content always gives the same bytes."""
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_parsed(path: str | Path, parse: Callable[[str], object], language: str, missing: str):
+    """`parse` of a text file, with its two usual faults as one-line errors: `PATH: <missing>` when there
+    is no such file, and `PATH: not valid <language>: <reason>` for bad syntax or bytes."""
+    try:
+        return parse(Path(path).read_text())
+    except FileNotFoundError:
+        raise TinykdError(f"{path}: {missing}") from None
+    except ValueError as exc:  # the parsers' decode errors and UnicodeDecodeError
+        raise TinykdError(f"{path}: not valid {language}: {exc}") from None

@@ -9,7 +9,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinykd.core.artifacts import RunLayout
+from tinykd.core.artifacts import RunLayout, read_parsed
 from tinykd.core.errors import TinykdError
 
 CONFIG_FILE = "tinykd.toml"
@@ -133,13 +133,7 @@ def load_config(path: str | Path | None = None) -> PipelineConfig:
         if not Path(CONFIG_FILE).exists():
             return PipelineConfig()
         path = CONFIG_FILE
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise TinykdError(f"{path}: no such pipeline file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise TinykdError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_parsed(path, tomllib.loads, "TOML", "no such pipeline file")
     return config_from_dict(raw, str(path))
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinykd.core.artifacts import read_parsed
 from tinykd.core.errors import TinykdError
 
 log = logging.getLogger(__name__)
@@ -300,12 +301,7 @@ def _load_folder(root: Path):
 def read_count_file(root: Path) -> dict:
     """count.json: {image file name: number of people, or null when not labelled yet}."""
     path = root / COUNT_FILE
-    try:
-        counts = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise TinykdError(f"{path}: missing (count:PATH wants images plus {COUNT_FILE})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TinykdError(f"{path}: not valid JSON: {exc}") from None
+    counts = read_parsed(path, json.loads, "JSON", f"missing (count:PATH wants images plus {COUNT_FILE})")
     if not isinstance(counts, dict):
         raise TinykdError(f"{path}: must map image file names to counts")
     for file, count in counts.items():
