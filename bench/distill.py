@@ -20,6 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from tinykd.core.artifacts import RunLayout  # noqa: E402
 from tinykd.core.config import StudentConfig  # noqa: E402
 from tinykd.train.data import load_dataset  # noqa: E402
 from tinykd.train.distill import distill_student  # noqa: E402
@@ -34,7 +35,7 @@ def main() -> None:
     dataset = load_dataset("fashion_mnist", (48, 48), 1, 0.1, 0, None, args.images)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        teacher = folder / "teacher.keras"
+        teacher = RunLayout(folder).teacher
         build_model("cnn_teacher", dataset.input_shape, dataset.num_classes, 1.0).save(teacher)
         config = StudentConfig(epochs=args.epochs)
         results = {}
@@ -42,7 +43,7 @@ def main() -> None:
             start = time.perf_counter()
             distill_student(config, dataset, [teacher], folder, kd=kd)
             total = time.perf_counter() - start
-            history = json.loads((folder / f"{'student' if kd else 'student_nokd'}_history.json").read_text())
+            history = json.loads(RunLayout(folder).history(RunLayout.student_stem(kd)).read_text())
             results.setdefault(kd, []).append((statistics.median(history["epoch_seconds"]), total))
     plain, distilled = results[False], results[True]
     epoch_plain = statistics.median(e for e, _ in plain)

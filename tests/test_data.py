@@ -112,7 +112,7 @@ def test_folder_dataset(tmp_path):
     assert len(ds.x_train) + len(ds.x_test) == 10
 
 
-def test_count_dataset_skips_and_reports_nulls(tmp_path, capsys):
+def test_count_dataset_skips_and_reports_nulls(tmp_path, caplog):
     names = [f"p{i}.png" for i in range(8)]
     _write_images(tmp_path, names)
     counts = {name: i % 3 for i, name in enumerate(names[:6])} | {names[6]: None, names[7]: None}
@@ -121,7 +121,8 @@ def test_count_dataset_skips_and_reports_nulls(tmp_path, capsys):
     ds = load_dataset(f"count:{tmp_path}", (16, 16), 1, validation_split=0)
     assert ds.unlabelled == 2 and len(ds.x_train) + len(ds.x_test) == 6
     assert ds.class_names[-1] == "4+" and 4 in set(ds.y_train) | set(ds.y_test)
-    assert "2 of 8 images have no count yet" in capsys.readouterr().err
+    warned = [r for r in caplog.records if r.name == "tinykd.train.data" and r.levelname == "WARNING"]
+    assert len(warned) == 1 and "2 of 8 images have no count yet" in warned[0].getMessage()
 
 
 @pytest.mark.parametrize("content, message", [

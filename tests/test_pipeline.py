@@ -84,7 +84,7 @@ def test_rerun_keeps_existing_artifacts(run_dir, monkeypatch, capsys):
     before = (run_dir / "teacher.keras").stat().st_mtime_ns
     assert main(["train", "--name", "quick", *QUICK]) == 0
     assert (run_dir / "teacher.keras").stat().st_mtime_ns == before
-    assert "keeping existing teacher" in capsys.readouterr().out
+    assert "tinykd: keeping existing teacher" in capsys.readouterr().err
 
 
 def test_distill_no_kd_and_quantize_verbs(run_dir, monkeypatch, tmp_path):
@@ -108,8 +108,7 @@ def test_build_without_model_uses_the_pipelines_int8_student(run_dir, monkeypatc
 def test_build_without_model_runs_the_missing_stages(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["build", "--board", "native", "--name", "fresh", *QUICK]) == 0
-    out = capsys.readouterr().out
-    assert "running the pipeline stages it needs" in out
+    assert "running the pipeline stages it needs" in capsys.readouterr().err
     for name in ["teacher.keras", "student.keras", "student_int8.tflite"]:
         assert (tmp_path / "runs/fresh" / name).is_file(), name
     assert (tmp_path / "build/native/model_data.cc").is_file()

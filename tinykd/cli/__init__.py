@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from tinykd.cli import count, deploy, train, ui, verify
 from tinykd.cli.common import EXIT_USAGE
-from tinykd.core.console import quiet_tensorflow
+from tinykd.core.console import configure_logging, quiet_tensorflow
 from tinykd.core.errors import TinykdError
 
 GROUPS = (train, ui, count, deploy, verify)
@@ -22,6 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="From a dataset to an INT8 model for a microcontroller: train a teacher CNN, "
                     "distill it into a small student, quantize the student to full-integer INT8 TFLite.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("-v", "--verbose", action="store_true", help="also show detail lines (debug level)")
+    talk.add_argument("-q", "--quiet", action="store_true",
+                      help="show only warnings and errors, not progress (results are still printed)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in GROUPS:
         group.add_parsers(sub)
@@ -30,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
     try:
         if args.command in NEEDS_TENSORFLOW:
             quiet_tensorflow()

@@ -64,7 +64,20 @@ def add_parsers(sub) -> None:
 def cmd_run(args) -> int:
     from tinykd.train import pipeline
 
-    pipeline.run(config_from_args(args), args.force)
+    config = config_from_args(args)
+    summary = pipeline.run(config, args.force)
+    print(f"\ntinykd: run {summary['name']} finished in {summary['total_seconds'] / 60:.1f} min; "
+          f"results in {config.layout.summary}")
+    print(f"  teacher                    test accuracy {summary['teacher_test_accuracy']:.2%}")
+    for label in (config.layout.student_stem(True), config.layout.student_stem(False)):
+        if label in summary:
+            r = summary[label]
+            print(f"  {label:<13} INT8 {r['int8_bytes']:>7,} B  test accuracy {r['int8_test_accuracy']:.2%} "
+                  f"(float {r['keras_test_accuracy']:.2%})")
+    if "kd_gain_int8" in summary:
+        print(f"  KD gain (INT8)             {summary['kd_gain_int8'] * 100:+.2f} points; a KD epoch took "
+              f"{summary['student']['seconds_per_epoch'] / summary['student_nokd']['seconds_per_epoch']:.2f}x "
+              "a plain one")
     return 0
 
 
@@ -89,7 +102,7 @@ def cmd_quantize(args) -> int:
     from tinykd.train import pipeline
 
     config = config_from_args(args)
-    model = args.model or pipeline.student_path(config)
+    model = args.model or config.layout.student()
     if model.suffix != ".keras":
         raise TinykdError(f"{model}: quantize takes a .keras model")
     config = pipeline.config_for_model(model, config, dataset_given=args.dataset is not None)
@@ -101,7 +114,8 @@ def cmd_evaluate(args) -> int:
     from tinykd.train import pipeline
 
     config = pipeline.config_for_model(args.model, config_from_args(args), dataset_given=args.dataset is not None)
-    pipeline.evaluate_stage(args.model, pipeline.load_data(config, record=False), args.out)
+    summary = pipeline.evaluate_stage(args.model, pipeline.load_data(config, record=False), args.out)
+    print(f"tinykd: {pipeline.describe_evaluation(summary)}")
     return 0
 
 

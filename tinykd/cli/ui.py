@@ -28,7 +28,7 @@ def add_parsers(sub) -> None:
 def cmd_report(args) -> int:
     from tinykd.ui.report import write_report
 
-    html, markdown = write_report(args.run_dir or config_from_args(args).run_dir, args.builds)
+    html, markdown = write_report(args.run_dir or config_from_args(args).layout.folder, args.builds)
     print(f"tinykd: wrote {html} and {markdown}")
     return 0
 

@@ -9,6 +9,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tinykd.core.artifacts import RunLayout, read_parsed
 from tinykd.core.errors import TinykdError
 
 CONFIG_FILE = "tinykd.toml"
@@ -117,8 +118,9 @@ class PipelineConfig:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
 
     @property
-    def run_dir(self) -> Path:
-        return Path(self.runs_dir) / self.name
+    def layout(self) -> RunLayout:
+        """The run's artifact paths."""
+        return RunLayout.for_name(self.name, self.runs_dir)
 
 
 _SECTIONS = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig,
@@ -131,13 +133,7 @@ def load_config(path: str | Path | None = None) -> PipelineConfig:
         if not Path(CONFIG_FILE).exists():
             return PipelineConfig()
         path = CONFIG_FILE
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise TinykdError(f"{path}: no such pipeline file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise TinykdError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_parsed(path, tomllib.loads, "TOML", "no such pipeline file")
     return config_from_dict(raw, str(path))
 
 

@@ -1,12 +1,52 @@
-"""Keeping native libraries' chatter (TensorFlow, the TFLite converter and interpreter) off the terminal."""
+"""What reaches the terminal: tinykd's own log lines (configured once, by the command line), and native
+libraries' chatter (TensorFlow, the TFLite converter and interpreter) kept off it."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
 import warnings
+
+LOGGER = "tinykd"
+"""The library logs under tinykd.<module> (logging.getLogger(__name__)); this is their parent."""
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line is logged (so redirections and test captures see it)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+class _PlainLines(logging.Formatter):
+    """`tinykd: message`, with the level named unless it is INFO: `tinykd: warning: message`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        return f"{LOGGER}: {level}{super().format(record)}"
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Show tinykd's log lines from `level` up on stderr, as plain lines. Calling it again replaces the
+    previous setting (the command line calls it on every run)."""
+    logger = logging.getLogger(LOGGER)
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(_PlainLines("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 @contextlib.contextmanager

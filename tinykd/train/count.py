@@ -12,6 +12,7 @@ folds' mean count.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,9 +24,10 @@ from tinykd.core.config import PipelineConfig
 from tinykd.core.errors import TinykdError
 from tinykd.train.data import Dataset
 
+log = logging.getLogger(__name__)
+
 SMALL_DATA_BATCH = 16
 """Batch size of the counting recipe (at most): with a few hundred images, 128 would be one step an epoch."""
-CV_FILE = "count_cv.json"
 
 
 def kfold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -68,7 +70,7 @@ def cross_validate(config: PipelineConfig, dataset: Dataset, folds: int = 5) -> 
         raise TinykdError(f"{dataset.source}: {len(x)} labelled images are too few for {folds} folds")
     results = []
     for k, (train, test) in enumerate(kfold_indices(y, folds, config.seed)):
-        print(f"tinykd: fold {k + 1}/{folds}: {len(train)} training images, {len(test)} held out")
+        log.info(f"fold {k + 1}/{folds}: {len(train)} training images, {len(test)} held out")
         fold = _fold_dataset(dataset, x, y, train, test, config.seed + k)
         with tempfile.TemporaryDirectory(prefix="tinykd-fold-") as folder:
             teacher = train_teacher(config.teacher, fold, Path(folder), config.seed + k)
@@ -99,6 +101,6 @@ def cross_validate_run(config: PipelineConfig, folds: int = 5) -> tuple[dict, Pa
     from tinykd.train import pipeline
 
     result = cross_validate(config, pipeline.load_data(config), folds)
-    path = config.run_dir / CV_FILE
+    path = config.layout.count_cv
     write_json(path, result)
     return result, path

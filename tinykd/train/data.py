@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import pickle
 import struct
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tinykd.core.artifacts import read_parsed
 from tinykd.core.errors import TinykdError
+
+log = logging.getLogger(__name__)
 
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 KERAS_DATA_DIR = Path.home() / ".keras" / "datasets"
@@ -78,6 +81,8 @@ def load_dataset(name: str, image_size=(48, 48), channels: int = 1, validation_s
         x_test, y_test = x_test[:test_keep], y_test[:test_keep]
     order = rng.permutation(len(x_train))
     n_val = int(round(len(x_train) * validation_split))
+    log.debug(f"{name}: {len(x_train) - n_val:,} training and {n_val:,} validation images (seed {seed}), "
+              f"{len(x_test):,} test images")
     val, train = order[:n_val], order[n_val:]
     prepare = lambda x: prepare_images(x, image_size, channels)  # noqa: E731
     return Dataset(name=name, class_names=class_names,
@@ -154,6 +159,7 @@ def _search_dirs(data_dir: str | None, subdir: str) -> list[Path]:
     dirs = []
     for root in roots:
         dirs += [root / subdir, root]
+    log.debug(f"looking for {subdir or 'the files'} in {', '.join(map(str, dirs))}")
     return dirs
 
 
@@ -243,7 +249,7 @@ def _keras_download(name: str):
     """Last resort: Keras downloads the dataset (needs internet)."""
     import keras
 
-    print(f"tinykd: {name} not found locally; trying the Keras download", file=sys.stderr)
+    log.warning(f"{name} not found locally; trying the Keras download")
     try:
         train, test = getattr(keras.datasets, name).load_data()
     except Exception as exc:
@@ -299,12 +305,7 @@ MAX_COUNT = 10_000
 def read_count_file(root: Path) -> dict:
     """count.json: {image file name: number of people, or null when not labelled yet}."""
     path = root / COUNT_FILE
-    try:
-        counts = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise TinykdError(f"{path}: missing (count:PATH wants images plus {COUNT_FILE})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TinykdError(f"{path}: not valid JSON: {exc}") from None
+    counts = read_parsed(path, json.loads, "JSON", f"missing (count:PATH wants images plus {COUNT_FILE})")
     if not isinstance(counts, dict):
         raise TinykdError(f"{path}: must map image file names to counts")
     for file, count in counts.items():
@@ -326,8 +327,8 @@ def _load_count(root: Path):
     if missing:
         raise TinykdError(f"{root / COUNT_FILE}: lists {missing[0]!r}, which is not in {root}")
     if unlabelled:
-        print(f"tinykd: {root / COUNT_FILE}: {unlabelled} of {len(counts)} images have no count yet "
-              f"(null); training on the {len(labelled)} labelled ones", file=sys.stderr)
+        log.warning(f"{root / COUNT_FILE}: {unlabelled} of {len(counts)} images have no count yet "
+                    f"(null); training on the {len(labelled)} labelled ones")
     if len(labelled) < 2:
         raise TinykdError(f"{root / COUNT_FILE}: only {len(labelled)} labelled images; label more first")
     labels = np.array([min(counts[f], COUNT_CLASSES - 1) for f in labelled])

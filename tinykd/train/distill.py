@@ -11,16 +11,20 @@ what a plain student epoch costs. Otherwise the (Keras) teacher runs inside ever
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from tinykd.core.artifacts import RunLayout
 from tinykd.core.config import FeatureKD, StudentConfig
 from tinykd.train.data import Dataset
 from tinykd.core.errors import TinykdError
 from tinykd.train.models import build_model
 from tinykd.train.train import adam, fit, make_batches, save_model, steps_per_epoch, train_classifier
+
+log = logging.getLogger(__name__)
 
 PREDICT_BATCH = 512
 
@@ -167,10 +171,10 @@ def distill_student(config: StudentConfig, dataset: Dataset, teacher_paths: list
     """
     keras.utils.set_random_seed(seed)
     student = build_model(config.architecture, dataset.input_shape, dataset.num_classes, config.width)
-    stem = "student" if kd else "student_nokd"
+    stem = RunLayout.student_stem(kd)
     what = f"with KD from {len(teacher_paths)} teacher(s)" if kd else "on labels alone (no KD)"
-    print(f"tinykd: training student {config.architecture} ({student.count_params():,} parameters) "
-          f"{what} for {config.epochs} epochs")
+    log.info(f"training student {config.architecture} ({student.count_params():,} parameters) "
+             f"{what} for {config.epochs} epochs")
     if not kd:
         history = train_classifier(student, dataset, config.epochs, config.batch_size,
                                    config.learning_rate, seed=seed, augment=config.augment)
@@ -202,7 +206,7 @@ def cached_distiller(student, num_classes: int, alpha: float, temperature: float
 
 def _distill_cached(config, dataset, student, teachers, seed):
     """KD on teacher logits computed once per image and reused every epoch."""
-    print("tinykd: computing the teachers' logits once for all training images")
+    log.info("computing the teachers' logits once for all training images")
     train_logits = ensemble_logits(teachers, dataset.x_train, dataset.num_classes)
     val_logits = ensemble_logits(teachers, dataset.x_val, dataset.num_classes)
     distiller = cached_distiller(student, dataset.num_classes, config.alpha, config.temperature,

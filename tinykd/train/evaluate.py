@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinykd.core.artifacts import write_json
+from tinykd.core.artifacts import evaluation_file, write_json
 from tinykd.core.console import quiet
 from tinykd.core.errors import TinykdError
 
@@ -107,11 +107,12 @@ def evaluate_model(model_path: Path, images: np.ndarray, labels: np.ndarray, cla
     per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"summary": str(out_dir / "summary.json"), "confusion": str(out_dir / "confusion.png")}
-    plot_confusion(matrix, class_names, out_dir / "confusion.png", title=model_path.name)
+    files = {kind: evaluation_file(out_dir, kind) for kind in ("summary", "confusion", "curves")}
+    plot_confusion(matrix, class_names, files["confusion"], title=model_path.name)
     if history:
-        plot_history(history, out_dir / "curves.png", title=model_path.name)
-        files["curves"] = str(out_dir / "curves.png")
+        plot_history(history, files["curves"], title=model_path.name)
+    else:
+        del files["curves"]
     summary = {
         "model": str(model_path),
         "model_bytes": model_path.stat().st_size,
@@ -120,7 +121,7 @@ def evaluate_model(model_path: Path, images: np.ndarray, labels: np.ndarray, cla
         "per_class_accuracy": {name: float(a) for name, a in zip(class_names, per_class)},
         "confusion_matrix": matrix.tolist(),
         "class_names": list(class_names),
-        "files": files,
+        "files": {kind: str(path) for kind, path in files.items()},
     }
-    write_json(out_dir / "summary.json", summary)
+    write_json(files["summary"], summary)
     return summary

@@ -76,6 +76,18 @@ def _ds_block(x, filters, name, strides=1, reg=None):
     return _conv_bn_relu(x, filters, f"{name}_pw", reg=reg, kernel=1)
 
 
+def _student_head(inputs, x, num_classes, name, hidden=0):
+    """The students' head and model: the feature map flattened into a hidden ReLU dense layer of `hidden`
+    units, or (hidden = 0) averaged globally; then the logits."""
+    keras, layers, _ = _layers()
+    if hidden:
+        x = layers.Flatten(name="flatten")(x)
+        x = layers.Dense(hidden, activation="relu", name="hidden")(x)
+    else:
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, layers.Dense(num_classes, name="logits")(x), name=name)
+
+
 @_register("teacher", "conv blocks with batch norm, dropout and L2 1e-4; for 28-64 px grayscale")
 def cnn_teacher(input_shape, num_classes, width):
     """Teacher: a strided 3x3 stem, then conv blocks of 32/64/128 x width channels with pooling,
@@ -105,10 +117,7 @@ def classic_student(input_shape, num_classes, width):
     inputs = keras.Input(input_shape, name="image")
     x = layers.Conv2D(_ch(8, width), 3, activation="relu", name="conv")(inputs)
     x = layers.MaxPooling2D(4 if input_shape[0] >= 32 else 2, name="pool")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(_ch(16, width), activation="relu", name="hidden")(x)
-    outputs = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name="classic_student")
+    return _student_head(inputs, x, num_classes, "classic_student", hidden=_ch(16, width))
 
 
 @_register("student", "plain strided 3x3 convs (8/16/32 x width) with a small dense head")
@@ -120,24 +129,19 @@ def tiny_conv(input_shape, num_classes, width):
     for i, filters in enumerate((8, 16, 32)):
         x = _conv_bn_relu(x, _ch(filters, width), f"conv{i + 1}", strides=2)
     x = layers.MaxPooling2D(2, padding="same", name="pool")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(_ch(32, width), activation="relu", name="hidden")(x)
-    outputs = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name="tiny_conv")
+    return _student_head(inputs, x, num_classes, "tiny_conv", hidden=_ch(32, width))
 
 
 @_register("student", "a strided conv stem and depthwise-separable blocks (16/32/64 x width), global pooling")
 def tiny_dsconv(input_shape, num_classes, width):
     """Tiny depthwise-separable student, MobileNet style: cheap in MACs and in flash."""
-    keras, layers, _ = _layers()
+    keras = _layers()[0]
     inputs = keras.Input(input_shape, name="image")
     x = _conv_bn_relu(inputs, _ch(16, width), "stem", strides=2)
     x = _ds_block(x, _ch(32, width), "ds1", strides=2)
     x = _ds_block(x, _ch(64, width), "ds2", strides=2)
     x = _ds_block(x, _ch(64, width), "ds3")
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    outputs = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name="tiny_dsconv")
+    return _student_head(inputs, x, num_classes, "tiny_dsconv")
 
 
 @_register("teacher", "CIFAR-10 teacher: VGG-style 3x3 conv blocks (64/128/256 x width), batch norm, dropout")
@@ -160,13 +164,11 @@ def cifar_teacher(input_shape, num_classes, width):
 @_register("student", "CIFAR-10 student: conv stem and four depthwise-separable blocks (32..128 x width)")
 def cifar_student(input_shape, num_classes, width):
     """Student for 32x32 RGB: a depthwise-separable network sized for a Cortex-M4/M7."""
-    keras, layers, _ = _layers()
+    keras = _layers()[0]
     inputs = keras.Input(input_shape, name="image")
     x = _conv_bn_relu(inputs, _ch(32, width), "stem")
     x = _ds_block(x, _ch(64, width), "ds1", strides=2)
     x = _ds_block(x, _ch(64, width), "ds2")
     x = _ds_block(x, _ch(128, width), "ds3", strides=2)
     x = _ds_block(x, _ch(128, width), "ds4")
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    outputs = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name="cifar_student")
+    return _student_head(inputs, x, num_classes, "cifar_student")

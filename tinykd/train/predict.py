@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinykd.core.artifacts import RunLayout
 from tinykd.train.data import prepare_images, read_image
 from tinykd.core.errors import TinykdError
 from tinykd.train.evaluate import model_input_shape, predict
@@ -19,7 +20,7 @@ from tinykd.train.evaluate import model_input_shape, predict
 
 def class_names(model_path: Path, count: int) -> list[str]:
     """The class names of the run the model comes from (its dataset.json), else the class numbers."""
-    recorded = Path(model_path).parent / "dataset.json"
+    recorded = RunLayout.of_model(model_path).dataset
     try:
         names = json.loads(recorded.read_text())["class_names"]
         if len(names) == count:

@@ -9,15 +9,18 @@ per-tensor dense weights, which every TFLM version computes alike.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from tinykd.core.artifacts import write_bytes, write_json
+from tinykd.core.artifacts import RunLayout, write_bytes, write_json
 from tinykd.core.console import quiet
 from tinykd.train.data import Dataset
 from tinykd.core.errors import TinykdError
 from tinykd.train.evaluate import accuracy_of, predict
+
+log = logging.getLogger(__name__)
 
 
 def _fixed_batch(model):
@@ -103,11 +106,11 @@ def quantize_model(model_path: Path, dataset: Dataset, out_dir: Path | None = No
     if tuple(model.input_shape[1:]) != dataset.input_shape:
         raise TinykdError(f"{model_path}: model takes {tuple(model.input_shape[1:])} images, "
                           f"the dataset gives {dataset.input_shape}")
-    out_dir = Path(out_dir) if out_dir else model_path.parent
+    layout = RunLayout(out_dir) if out_dir else RunLayout.of_model(model_path)
     stem = model_path.stem
-    int8_path, float_path = out_dir / f"{stem}_int8.tflite", out_dir / f"{stem}_float32.tflite"
+    int8_path, float_path = layout.int8(stem), layout.float32(stem)
     representative = representative_set(dataset, representative_samples, seed)
-    print(f"tinykd: quantizing {model_path} to INT8 with {len(representative)} representative images")
+    log.info(f"quantizing {model_path} to INT8 with {len(representative)} representative images")
     write_bytes(int8_path, to_int8_tflite(model, representative, per_channel_dense=per_channel_dense))
     write_bytes(float_path, to_float_tflite(model))
     summary = {
@@ -121,5 +124,5 @@ def quantize_model(model_path: Path, dataset: Dataset, out_dir: Path | None = No
         "per_channel_dense": per_channel_dense,
         "test_images": len(dataset.x_test),
     }
-    write_json(out_dir / f"{stem}_quantize.json", summary)
+    write_json(layout.quantize_summary(stem), summary)
     return summary

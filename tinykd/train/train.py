@@ -7,6 +7,7 @@ best epoch on validation accuracy, and history.json.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -15,10 +16,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tinykd.core.artifacts import atomic_path, write_json
+from tinykd.core.artifacts import RunLayout, atomic_path, write_json
 from tinykd.core.config import TeacherConfig
 from tinykd.train.data import Dataset
 from tinykd.train.models import build_model
+
+log = logging.getLogger(__name__)
 
 
 def fit_verbosity() -> int:
@@ -128,26 +131,27 @@ def train_teacher(config: TeacherConfig, dataset: Dataset, out_dir: Path, seed: 
     """Train the teacher and write `teacher.keras` and `teacher_history.json` into out_dir."""
     keras.utils.set_random_seed(seed)
     model = build_model(config.architecture, dataset.input_shape, dataset.num_classes, config.width)
-    print(f"tinykd: training teacher {config.architecture} ({model.count_params():,} parameters) "
-          f"for {config.epochs} epochs on {len(dataset.x_train):,} images")
+    log.info(f"training teacher {config.architecture} ({model.count_params():,} parameters) "
+             f"for {config.epochs} epochs on {len(dataset.x_train):,} images")
     history = train_classifier(model, dataset, config.epochs, config.batch_size, config.learning_rate,
                                config.label_smoothing, config.augment, seed)
     history["architecture"] = config.architecture
     history["parameters"] = int(model.count_params())
-    return save_model(model, history, Path(out_dir), "teacher")
+    return save_model(model, history, Path(out_dir), RunLayout.TEACHER)
 
 
 def save_model(model, history: dict, out_dir: Path, stem: str) -> Path:
     """Write `<stem>.keras` and `<stem>_history.json` atomically; return the model path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{stem}.keras"
+    layout = RunLayout(out_dir)
+    path = layout.keras(stem)
     with atomic_path(path) as tmp:
         model.save(tmp)
-    write_json(out_dir / f"{stem}_history.json", history)
+    write_json(layout.history(stem), history)
     return path
 
 
 def read_history(model_path: Path) -> dict | None:
     """The history.json written beside a model, if there is one."""
-    path = Path(model_path).with_name(f"{Path(model_path).stem}_history.json")
+    path = RunLayout.of_model(model_path).history(Path(model_path).stem)
     return json.loads(path.read_text()) if path.exists() else None

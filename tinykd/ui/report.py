@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinykd.core.artifacts import atomic_path, write_bytes
+from tinykd.core.artifacts import RunLayout, atomic_path, write_bytes
 from tinykd.core.errors import TinykdError
 
 
@@ -118,21 +118,23 @@ def _data_uri(png: bytes) -> str:
 
 def collect(run_dir: Path, builds_dir: Path) -> dict:
     """Everything the report shows, read from the run's files and the bundles' manifests and verify.json."""
-    summary = _read_json(run_dir / "summary.json")
+    layout = RunLayout(run_dir)
+    summary = _read_json(layout.summary)
     if summary is None:
-        raise TinykdError(f"{run_dir}: no summary.json; run `tinykd run` first")
-    dataset = _read_json(run_dir / "dataset.json") or {}
+        raise TinykdError(f"{run_dir}: no {layout.summary.name}; run `tinykd run` first")
+    dataset = _read_json(layout.dataset) or {}
+    student = layout.student_stem()
     models = {}
-    for stem in ("teacher", "student", "student_int8"):
-        evaluation = _read_json(run_dir / "eval" / stem / "summary.json")
+    for model in (layout.teacher, layout.student(), layout.student_int8()):
+        evaluation = _read_json(layout.evaluation_file(model.stem, "summary"))
         if evaluation:
-            models[stem] = {"accuracy": evaluation["accuracy"], "images": {
-                kind: _data_uri((run_dir / "eval" / stem / f"{kind}.png").read_bytes())
-                for kind in ("confusion", "curves") if (run_dir / "eval" / stem / f"{kind}.png").exists()}}
-    sizes = {label: (run_dir / name).stat().st_size for label, name in (
-        ("teacher (.keras)", "teacher.keras"), ("student (.keras)", "student.keras"),
-        ("student float32 (.tflite)", "student_float32.tflite"), ("student INT8 (.tflite)", "student_int8.tflite"))
-        if (run_dir / name).exists()}
+            plots = {kind: layout.evaluation_file(model.stem, kind) for kind in ("confusion", "curves")}
+            models[model.stem] = {"accuracy": evaluation["accuracy"], "images": {
+                kind: _data_uri(path.read_bytes()) for kind, path in plots.items() if path.exists()}}
+    sizes = {label: path.stat().st_size for label, path in (
+        ("teacher (.keras)", layout.teacher), ("student (.keras)", layout.student()),
+        ("student float32 (.tflite)", layout.float32(student)), ("student INT8 (.tflite)", layout.student_int8()))
+        if path.exists()}
     boards = []
     for manifest_path in sorted(Path(builds_dir).glob("*/manifest.json")):
         manifest = _read_json(manifest_path)
@@ -150,10 +152,10 @@ def write_report(run_dir: Path, builds_dir: Path = Path("build")) -> tuple[Path,
     """Write report.html (self-contained) and report.md into the run folder."""
     from tinykd.core.templates import environment
 
-    run_dir = Path(run_dir)
-    values = collect(run_dir, Path(builds_dir))
+    layout = RunLayout(run_dir)
+    values = collect(layout.folder, Path(builds_dir))
     env = environment(compact=True)
-    paths = run_dir / "report.html", run_dir / "report.md"
+    paths = layout.report_html, layout.report_md
     for path in paths:
         write_bytes(path, env.get_template(f"report/{path.name}.j2").render(values).encode())
     return paths

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tinykd.tflite import tflm_host
+from tinykd.core.artifacts import RunLayout
 from tinykd.core.errors import TinykdError
 from tinykd.tflite.reader import Model
 
@@ -51,7 +52,7 @@ def golden_inputs(model: Model, count: int, config=None) -> tuple[np.ndarray, st
     """The inputs to verify with, and what they are: given the pipeline config, the first `count` test images
     of the dataset the model was trained on when the model comes from a pipeline run (dataset.json beside
     it); else `count` seeded random int8 vectors."""
-    if config is not None and (Path(model.path).parent / "dataset.json").exists():
+    if config is not None and RunLayout.of_model(model.path).dataset.exists():
         from tinykd.core.console import quiet_tensorflow
         from tinykd.train import pipeline
 
