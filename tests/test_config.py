@@ -29,7 +29,29 @@ def test_file_overrides_and_feature_pairs(tmp_path):
     ({"data": 3}, r"\[data\] must be a table"),
     ({"student": {"features": [{"teacher_layer": "a"}]}}, "student_layer"),
     ({"data": {"channels": 2}}, "channels must be 1 or 3"),
+    ({"data": {"image_size": [8]}}, r"data.image_size = \[8\] must be one number or \[height, width\]"),
+    ({"data": {"image_size": [8, 8, 8]}}, "must be one number or"),
+    ({"data": {"limit": -5}}, "data.limit = -5 must be 0"),
+    ({"teacher": {"batch_size": 0}}, "batch_size must be positive"),
+    ({"student": {"learning_rate": 0}}, "learning_rate must be positive"),
+    ({"name": "../../escape"}, "name = '../../escape' must be a folder name"),
+    ({"name": ""}, "name = '' must be a folder name"),
+    ({"name": ".hidden"}, "must be a folder name"),
+    ({"name": "a/b"}, "must be a folder name"),
 ])
 def test_bad_values(raw, message):
     with pytest.raises(TinykdError, match=message):
         config_from_dict(raw, "t.toml")
+
+
+def test_command_line_overrides_are_checked_like_the_file(tmp_path, monkeypatch, capsys):
+    from tinykd.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for args, message in [(["--name", "../x"], "command line: name = '../x' must be a folder name"),
+                          (["--limit", "-1"], "command line: data.limit = -1 must be 0"),
+                          (["--batch-size", "0"], "command line: batch_size must be positive")]:
+        assert main(["train", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "runs").exists()

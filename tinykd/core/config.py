@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -202,8 +203,21 @@ def _type_name(hint) -> str:
     return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""A run's name is its folder under runs_dir: no separators, nothing hidden, never `.` or `..`."""
+
+
 def _validate(config: PipelineConfig, origin: str) -> None:
+    size = config.data.image_size
+    if isinstance(size, list) and len(size) != 2:
+        raise TinykdError(f"{origin}: data.image_size = {size!r} must be one number or [height, width]")
     checks = [
+        (RUN_NAME.fullmatch(config.name) is not None,
+         f"name = {config.name!r} must be a folder name: letters, digits, '.', '_' and '-', starting with a "
+         "letter or digit"),
+        (config.data.limit >= 0, f"data.limit = {config.data.limit} must be 0 (all images) or positive"),
+        (config.teacher.batch_size > 0 and config.student.batch_size > 0, "batch_size must be positive"),
+        (config.teacher.learning_rate > 0 and config.student.learning_rate > 0, "learning_rate must be positive"),
         (0.0 <= config.student.alpha <= 1.0, "student.alpha must be between 0 and 1"),
         (config.student.temperature > 0, "student.temperature must be positive"),
         (0.0 <= config.data.validation_split < 1.0, "data.validation_split must be in [0, 1)"),
