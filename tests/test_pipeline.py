@@ -145,6 +145,38 @@ def test_report_renders_in_a_browser_with_the_runs_numbers(run_dir, monkeypatch,
     assert int(values["byte_equal.mps2-an500.2"]) == verify["runtimes"][2]["byte_equal"] == 20
 
 
+def test_report_lists_only_this_runs_bundles_and_where_each_was_verified(run_dir, zoo, tmp_path, monkeypatch,
+                                                                         capsys):
+    """A bundle of another model is left out; a native-only verification is not called verified on the board;
+    a verify.json of an earlier model in the same folder does not count."""
+    monkeypatch.chdir(tmp_path)
+    student = str(run_dir / "student_int8.tflite")
+    assert main(["build", "--board", "nucleo-f767zi", "--model", str(zoo["mlp"]), "--out", "b/other"]) == 0
+    assert main(["verify", "--board", "rpi-pico", "--model", student, "--out", "b/pico", "--target", "native",
+                 "--vectors", "5"]) == 0
+    assert main(["verify", "--board", "nucleo-f446re", "--model", student, "--out", "b/f446", "--vectors", "5"]) == 0
+    assert main(["build", "--board", "bluepill", "--model", student, "--out", "b/blue"]) == 0
+    stale = json.loads((tmp_path / "b/f446/verify.json").read_text())
+    (tmp_path / "b/blue/verify.json").write_text(json.dumps(stale | {"model": {"sha256": "0" * 64}}))
+    capsys.readouterr()
+    assert main(["report", str(run_dir), "--builds", "b"]) == 0
+    assert "1 bundle(s) in b are of other models: not listed" in capsys.readouterr().err
+    rows = {line.split(" | ")[0].strip("| "): line for line in (run_dir / "report.md").read_text().splitlines()
+            if "| C backend |" in line}
+    assert set(rows) == {"rpi-pico", "nucleo-f446re", "bluepill"}
+    assert rows["rpi-pico"].endswith("| host only |") and rows["nucleo-f446re"].endswith("| yes |")
+    assert rows["bluepill"].endswith("| not run |")
+    assert main(["report", str(run_dir), "--builds", "nonexistent"]) == 2
+    assert "--builds nonexistent: no such folder" in capsys.readouterr().err
+
+
+def test_report_on_a_summary_without_its_keys_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "summary.json").write_text("{}")
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "summary.json: no 'name'; it is not what `tinykd run` writes" in err
+
+
 def test_report_without_a_run_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["report", str(tmp_path)]) == 2

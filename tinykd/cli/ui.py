@@ -13,8 +13,9 @@ def add_parsers(sub) -> None:
                                    "and report.md from the run's results, the bundles' manifests and verify.json.")
     p.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR", help="a run folder (default: runs/NAME "
                    "of the pipeline file)")
-    p.add_argument("--builds", type=Path, default=Path("build"), metavar="DIR",
-                   help="folder of bundles to include (default: build)")
+    p.add_argument("--builds", type=Path, metavar="DIR",
+                   help="folder of bundles; those built from the run's INT8 student are listed (default: build, "
+                        "when it exists)")
     pipeline_options(p, training=False)
 
     p = sub.add_parser("label", help="a local web page to count the people in unlabelled images (count.json)",

@@ -4,14 +4,18 @@ self-contained HTML page (images embedded) and a Markdown summary, from the JSON
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from tinykd.core.artifacts import RunLayout, atomic_path, write_bytes
 from tinykd.core.errors import TinykdError
+
+log = logging.getLogger(__name__)
 
 
 def _pyplot():
@@ -116,12 +120,20 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def collect(run_dir: Path, builds_dir: Path) -> dict:
-    """Everything the report shows, read from the run's files and the bundles' manifests and verify.json."""
+SUMMARY_KEYS = ("name", "dataset", "seed", "teacher_test_accuracy")
+"""What the report needs from summary.json (tinykd run writes it)."""
+
+
+def collect(run_dir: Path, builds_dir: Path | None) -> dict:
+    """Everything the report shows, read from the run's files and, of the bundles in `builds_dir`, those
+    built from this run's INT8 student, with their verify.json."""
     layout = RunLayout(run_dir)
     summary = _read_json(layout.summary)
     if summary is None:
         raise TinykdError(f"{run_dir}: no {layout.summary.name}; run `tinykd run` first")
+    missing = [key for key in SUMMARY_KEYS if not isinstance(summary, dict) or key not in summary]
+    if missing:
+        raise TinykdError(f"{layout.summary}: no {missing[0]!r}; it is not what `tinykd run` writes (run it again)")
     dataset = _read_json(layout.dataset) or {}
     student = layout.student_stem()
     models = {}
@@ -135,11 +147,7 @@ def collect(run_dir: Path, builds_dir: Path) -> dict:
         ("teacher (.keras)", layout.teacher), ("student (.keras)", layout.student()),
         ("student float32 (.tflite)", layout.float32(student)), ("student INT8 (.tflite)", layout.student_int8()))
         if path.exists()}
-    boards = []
-    for manifest_path in sorted(Path(builds_dir).glob("*/manifest.json")):
-        manifest = _read_json(manifest_path)
-        verify = _read_json(manifest_path.parent / "verify.json")
-        boards.append({"manifest": manifest, "verify": verify})
+    boards = run_bundles(layout.student_int8(), builds_dir)
     int8 = summary.get("student", {}).get("int8_test_accuracy")
     points = [(b["manifest"]["board"]["name"], r["instructions_per_inference"], int8) for b in boards if b["verify"]
               for r in b["verify"]["runtimes"] if r["instructions_per_inference"] and int8 is not None]
@@ -148,12 +156,47 @@ def collect(run_dir: Path, builds_dir: Path) -> dict:
                       "accuracy_cost": _data_uri(plot_accuracy_cost(points)) if points else None}}
 
 
-def write_report(run_dir: Path, builds_dir: Path = Path("build")) -> tuple[Path, Path]:
+def run_bundles(model_path: Path, builds_dir: Path | None) -> list[dict]:
+    """The bundles under `builds_dir` (default: ./build when it exists) built from `model_path`, each with
+    its verify.json (if that verified this model) and a verdict: "yes" (byte-equal on the board's
+    firmware), "host only" (byte-equal, but verified natively only), "no" or "not run"."""
+    if builds_dir is None:
+        builds_dir = Path("build")
+        if not builds_dir.is_dir():
+            return []
+    elif not Path(builds_dir).is_dir():
+        raise TinykdError(f"--builds {builds_dir}: no such folder")
+    sha256 = hashlib.sha256(model_path.read_bytes()).hexdigest() if model_path.is_file() else None
+    bundles, others = [], 0
+    for manifest_path in sorted(Path(builds_dir).glob("*/manifest.json")):
+        manifest = _read_json(manifest_path)
+        if not isinstance(manifest, dict) or manifest.get("model", {}).get("sha256") != sha256:
+            others += 1
+            continue
+        verify = _read_json(manifest_path.parent / "verify.json")
+        if verify and verify.get("model", {}).get("sha256") != sha256:
+            verify = None  # a verification of an earlier model in the same folder
+        bundles.append({"manifest": manifest, "verify": verify, "verified": _verdict(verify)})
+    if others:
+        log.info("report: %d bundle(s) in %s are of other models: not listed", others, builds_dir)
+    return bundles
+
+
+def _verdict(verify: dict | None) -> str:
+    if not verify:
+        return "not run"
+    if not verify["bit_exact"]:
+        return "no"
+    on_target = [r for r in verify["runtimes"] if r["runtime"].startswith("firmware on")]
+    return "yes" if on_target else "host only"
+
+
+def write_report(run_dir: Path, builds_dir: Path | None = None) -> tuple[Path, Path]:
     """Write report.html (self-contained) and report.md into the run folder."""
     from tinykd.core.templates import environment
 
     layout = RunLayout(run_dir)
-    values = collect(layout.folder, Path(builds_dir))
+    values = collect(layout.folder, builds_dir)
     env = environment(compact=True)
     paths = layout.report_html, layout.report_md
     for path in paths:

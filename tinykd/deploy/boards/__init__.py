@@ -102,7 +102,7 @@ def all_boards() -> tuple[list[Board], list[str]]:
 
 @functools.cache
 def _note_override(name: str, path: Path) -> None:
-    log.warning("tinykd: note: board %s comes from %s, which replaces the built-in profile", name, path)
+    log.warning("board %s comes from %s, which replaces the built-in profile", name, path)
 
 
 def read_profile(path: Path) -> Board:
@@ -172,7 +172,7 @@ def check_kernels(board: Board) -> str:
     lack the core's features, or name another core); a missing compiler gives no warning."""
     variant = build_variant(board)
     if variant != board.kernels:
-        log.warning("tinykd: warning: board %s promises the %s kernels, but its cflags (%s) compile the %s "
+        log.warning("board %s promises the %s kernels, but its cflags (%s) compile the %s "
                     "ones; fix its cflags (-mcpu) or its kernels field", board.name, board.kernels,
                     " ".join(board.cflags), variant)
     return variant
