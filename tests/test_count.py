@@ -47,5 +47,16 @@ def test_recipe_beats_the_mean_count_and_makes_an_int8_student(tmp_path, monkeyp
 def test_too_few_images_for_the_folds(tmp_path, monkeypatch, capsys):
     write_counting_set(tmp_path / "photos", images=8, unlabelled=0)
     monkeypatch.chdir(tmp_path)
-    assert main(["count", "photos", "--folds", "5", "--image-size", "32"]) == 2
-    assert "too few for 5 folds" in capsys.readouterr().err
+    for size in ("32", "48"):  # 48: resized, with an empty validation split
+        assert main(["count", "photos", "--folds", "5", "--image-size", size]) == 2
+        err = capsys.readouterr().err
+        assert err.splitlines()[-1] == "tinykd: error: photos: 8 labelled images are too few for 5 folds", err
+        assert "Traceback" not in err
+
+
+def test_a_file_instead_of_the_folder_is_one_line(tmp_path, monkeypatch, capsys):
+    write_counting_set(tmp_path / "photos", images=8, unlabelled=0)
+    monkeypatch.chdir(tmp_path)
+    assert main(["count", "photos/count.json"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "photos/count.json: not a folder" in err

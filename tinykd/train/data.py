@@ -102,7 +102,9 @@ def prepare_images(images: np.ndarray, image_size=(48, 48), channels: int = 1) -
         x = x @ np.array([0.299, 0.587, 0.114], np.float32)[:, None]
     elif x.shape[-1] == 1 and channels == 3:
         x = np.repeat(x, 3, axis=-1)
-    if tuple(x.shape[1:3]) != tuple(image_size) and len(x):
+    if len(x) == 0:
+        return np.zeros((0, *image_size, channels), np.float32)
+    if tuple(x.shape[1:3]) != tuple(image_size):
         import tensorflow as tf
 
         batches = [tf.image.resize(x[i:i + 4096], image_size, antialias=True).numpy()
@@ -305,6 +307,8 @@ MAX_COUNT = 10_000
 def read_count_file(root: Path) -> dict:
     """count.json: {image file name: number of people, or null when not labelled yet}."""
     path = root / COUNT_FILE
+    if not root.is_dir():
+        raise TinykdError(f"{root}: not a folder (the folder with the images and {COUNT_FILE} is wanted)")
     counts = read_parsed(path, json.loads, "JSON", f"missing (count:PATH wants images plus {COUNT_FILE})")
     if not isinstance(counts, dict):
         raise TinykdError(f"{path}: must map image file names to counts")

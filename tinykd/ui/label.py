@@ -103,8 +103,6 @@ def make_server(folder: Path, port: int = 8765) -> ThreadingHTTPServer:
     """The labelling server on 127.0.0.1:`port` (0: any free port); call serve_forever() on it."""
     if not 0 <= port <= 65535:
         raise TinykdError(f"--port {port}: a port is a number from 0 to 65535 (0: any free port)")
-    if not Path(folder).is_dir():
-        raise TinykdError(f"{folder}: not a folder (tinykd label wants the folder with the images and {COUNT_FILE})")
     labels = Labels(folder)
     page = environment().get_template("label/label.html.j2").render(
         highest_button=HIGHEST_BUTTON, max_count=MAX_COUNT).encode()
