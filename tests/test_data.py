@@ -128,7 +128,10 @@ def test_count_dataset_skips_and_reports_nulls(tmp_path, caplog):
 @pytest.mark.parametrize("content, message", [
     ("{not json", "not valid JSON"),
     ('{"a.png": -1}', "expected a whole number"),
-    ('{"ghost.png": 1, "p0.png": 2}', "lists 'ghost.png'"),
+    ('{"ghost.png": 1, "p0.png": 2}', 'lists "ghost.png"'),
+    ('{"p0.png": true}', 'count for "p0.png" is true; expected a whole number from 0 to 10,000 or null'),
+    ('{"p0.png": 10001}', "is 10001; expected a whole number from 0 to 10,000"),
+    ('{"../p0.png": 1}', '"../p0.png" is not the name of a file in'),
 ])
 def test_bad_count_json(tmp_path, content, message):
     _write_images(tmp_path, ["p0.png"])

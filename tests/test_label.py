@@ -134,8 +134,9 @@ def test_requests_the_page_would_not_send_are_refused_and_nothing_is_written(fol
     for body, status, message in [
         ({"image": "img1.png", "count": 10 ** 26}, 400, "is not a whole number from 0 to 10,000"),
         ({"image": "img1.png", "count": -1}, 400, "is not a whole number"),
-        ({"image": "img1.png", "count": True}, 400, "is not a whole number"),
-        ({"image": "secret.txt", "count": 1}, 400, "'secret.txt' is not an image count.json lists"),
+        ({"image": "img1.png", "count": True}, 400, "count true is not a whole number"),
+        ({"image": "img1.png", "count": None}, 400, "count null is not a whole number"),
+        ({"image": "secret.txt", "count": 1}, 400, '"secret.txt" is not an image count.json lists'),
         ({"image": "img1.png"}, 400, "malformed request"),
     ]:
         code, answer = post(server, "label", json.dumps(body).encode())
@@ -178,7 +179,7 @@ def test_listed_files_that_are_missing_are_skipped_and_unsafe_names_refused(fold
         (folder / "count.json").write_text(json.dumps({name: None}))
         assert main(["label", str(folder), "--port", "0"]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and f"{name!r} is not the name of a file in" in err
+        assert err.count("\n") == 1 and f'"{name}" is not the name of a file in' in err
 
 
 @pytest.mark.parametrize("args, message", [(["--port", "70000"], "--port 70000: a port is a number from 0 to 65535"),

@@ -84,3 +84,19 @@ def test_missing_model_is_a_one_line_error(images, tmp_path, capsys):
     assert main(["predict", str(tmp_path / "none.tflite"), str(paths[0])]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "none.tflite" in err
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("name, make, message", [
+    ("empty.tflite", lambda p: p.write_bytes(b""), "empty.tflite: the file is empty, not a model"),
+    ("folder.tflite", lambda p: p.mkdir(), "folder.tflite: a folder, not a model file"),
+    ("text.keras", lambda p: p.write_text("hello"), "text.keras: not a Keras model (a .keras file is a zip archive"),
+    ("junk.tflite", lambda p: p.write_bytes(b"x" * 64), "junk.tflite: not a TFLite model"),
+])
+def test_a_model_that_is_not_one_is_named_in_one_line(command, name, make, message, images, tmp_path, capsys):
+    paths, _ = images
+    make(tmp_path / name)
+    extra = [str(paths[0])] if command == "predict" else ["--dataset", "digits", "--image-size", "8"]
+    assert main([command, str(tmp_path / name), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err

@@ -166,7 +166,7 @@ def test_verify_against_riots_tflm_names_the_layer_where_the_versions_differ(zoo
         report = json.loads((tmp_path / "per-tensor" / name / "verify.json").read_text())
         assert code == 0 and report["bit_exact"], (out, err)
         assert report["tflm_versions"]["byte_equal"] == 10 and "first_divergent_layer" not in report["tflm_versions"]
-        assert f"agree on 10 of 10 vectors" in out
+        assert "agree on 10 of 10 vectors" in out
 
 
 def test_verify_errors_are_one_line(tmp_path, monkeypatch, capsys):

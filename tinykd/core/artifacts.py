@@ -155,3 +155,16 @@ def read_parsed(path: str | Path, parse: Callable[[str], object], language: str,
         raise TinykdError(f"{path}: {missing}") from None
     except ValueError as exc:  # the parsers' decode errors and UnicodeDecodeError
         raise TinykdError(f"{path}: not valid {language}: {exc}") from None
+
+
+def check_model_file(path: str | Path, kind: str = "model") -> Path:
+    """`path` as a Path when it is a non-empty file; else a one-line error saying it is missing, a folder
+    or empty (`kind`: "TFLite model", "Keras model", ...)."""
+    path = Path(path)
+    if path.is_dir():
+        raise TinykdError(f"{path}: a folder, not a {kind} file")
+    if not path.is_file():
+        raise TinykdError(f"{path}: no such {kind} file")
+    if path.stat().st_size == 0:
+        raise TinykdError(f"{path}: the file is empty, not a {kind}")
+    return path

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from tinykd.core.artifacts import check_model_file
 from tinykd.core.errors import TinykdError
 
 
@@ -151,7 +152,7 @@ class Model:
 
 def read_model(path: str | Path) -> Model:
     """Read and check a .tflite file."""
-    path = Path(path)
+    path = check_model_file(path, "TFLite model")
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -314,11 +314,11 @@ def read_count_file(root: Path) -> dict:
         raise TinykdError(f"{path}: must map image file names to counts")
     for file, count in counts.items():
         if file in ("", ".", "..") or Path(file).name != file or "\\" in file:
-            raise TinykdError(f"{path}: {file!r} is not the name of a file in {root} (no folders, no absolute "
+            raise TinykdError(f"{path}: {json.dumps(file)} is not the name of a file in {root} (no folders, no absolute "
                               "paths)")
         if count is not None and (isinstance(count, bool) or not isinstance(count, int)
                                   or not 0 <= count <= MAX_COUNT):
-            raise TinykdError(f"{path}: count for {file!r} is {count!r}; expected a whole number from 0 to "
+            raise TinykdError(f"{path}: count for {json.dumps(file)} is {json.dumps(count)}; expected a whole number from 0 to "
                               f"{MAX_COUNT:,} or null")
     return counts
 
@@ -329,7 +329,7 @@ def _load_count(root: Path):
     unlabelled = len(counts) - len(labelled)
     missing = [f for f in labelled if not (root / f).is_file()]
     if missing:
-        raise TinykdError(f"{root / COUNT_FILE}: lists {missing[0]!r}, which is not in {root}")
+        raise TinykdError(f"{root / COUNT_FILE}: lists {json.dumps(missing[0])}, which is not in {root}")
     if unlabelled:
         log.warning(f"{root / COUNT_FILE}: {unlabelled} of {len(counts)} images have no count yet "
                     f"(null); training on the {len(labelled)} labelled ones")

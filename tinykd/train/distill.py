@@ -21,7 +21,7 @@ from tinykd.core.artifacts import RunLayout
 from tinykd.core.config import FeatureKD, StudentConfig
 from tinykd.train.data import Dataset
 from tinykd.core.errors import TinykdError
-from tinykd.train.models import build_model
+from tinykd.train.models import build_model, load_keras_model
 from tinykd.train.train import adam, fit, make_batches, save_model, steps_per_epoch, train_classifier
 
 log = logging.getLogger(__name__)
@@ -63,10 +63,7 @@ class KerasTeacher:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        try:
-            self.model = keras.models.load_model(self.path, compile=False)
-        except Exception as exc:
-            raise TinykdError(f"{self.path}: cannot load Keras model ({exc})") from None
+        self.model = load_keras_model(self.path)
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         return self.model.predict(images, batch_size=PREDICT_BATCH, verbose=0)

@@ -13,6 +13,8 @@ import numpy as np
 from tinykd.core.artifacts import evaluation_file, write_json
 from tinykd.core.console import quiet
 from tinykd.core.errors import TinykdError
+from tinykd.tflite.reader import read_model
+from tinykd.train.models import load_keras_model
 
 
 def model_input_shape(model_path: Path) -> tuple[int, ...]:
@@ -20,7 +22,7 @@ def model_input_shape(model_path: Path) -> tuple[int, ...]:
     model_path = Path(model_path)
     if model_path.suffix == ".tflite":
         return tuple(int(d) for d in _tflite_interpreter(model_path).get_input_details()[0]["shape"][1:])
-    return tuple(_load_keras(model_path).input_shape[1:])
+    return tuple(load_keras_model(model_path).input_shape[1:])
 
 
 def predict(model_path: Path, images: np.ndarray, model=None) -> np.ndarray:
@@ -29,7 +31,7 @@ def predict(model_path: Path, images: np.ndarray, model=None) -> np.ndarray:
     if model_path.suffix == ".tflite":
         return _predict_tflite(model_path, images)
     if model_path.suffix == ".keras":
-        model = model or _load_keras(model_path)
+        model = model or load_keras_model(model_path)
         return np.asarray(model.predict(images, batch_size=512, verbose=0))
     raise TinykdError(f"{model_path}: expected a .keras or .tflite model")
 
@@ -38,18 +40,10 @@ def accuracy_of(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(scores, axis=1) == labels))
 
 
-def _load_keras(model_path: Path):
-    import keras
-
-    try:
-        return keras.models.load_model(model_path, compile=False)
-    except Exception as exc:
-        raise TinykdError(f"{model_path}: cannot load Keras model ({exc})") from None
-
-
 def _tflite_interpreter(model_path: Path):
     from ai_edge_litert.interpreter import Interpreter
 
+    read_model(model_path)  # a missing, empty or damaged file is a one-line error before the interpreter sees it
     try:
         with quiet():
             interpreter = Interpreter(model_path=str(model_path))

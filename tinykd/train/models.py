@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from tinykd.core.artifacts import check_model_file
 from tinykd.core.errors import TinykdError
 
 L2 = 1e-4
@@ -172,3 +173,17 @@ def cifar_student(input_shape, num_classes, width):
     x = _ds_block(x, _ch(128, width), "ds3", strides=2)
     x = _ds_block(x, _ch(128, width), "ds4")
     return _student_head(inputs, x, num_classes, "cifar_student")
+
+
+def load_keras_model(path):
+    """A saved .keras model (uncompiled); anything else is a one-line error naming the file."""
+    import keras
+
+    with open(check_model_file(path, "Keras model"), "rb") as file:
+        zipped = file.read(4) == b"PK\x03\x04"
+    if not zipped:
+        raise TinykdError(f"{path}: not a Keras model (a .keras file is a zip archive; this one is not)")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:
+        raise TinykdError(f"{path}: cannot load the Keras model ({exc})") from None

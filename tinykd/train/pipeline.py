@@ -11,7 +11,7 @@ import logging
 import time
 from pathlib import Path
 
-from tinykd.core.artifacts import RunLayout, write_json
+from tinykd.core.artifacts import RunLayout, check_model_file, write_json
 from tinykd.core.config import PipelineConfig
 from tinykd.train.data import Dataset, load_dataset
 from tinykd.core.errors import TinykdError
@@ -165,8 +165,7 @@ def config_for_model(model: Path, config: PipelineConfig, dataset_given: bool) -
     from tinykd.train.evaluate import model_input_shape
 
     model = Path(model)
-    if not model.is_file():
-        raise TinykdError(f"{model}: no such model file")
+    check_model_file(model)
     layout = RunLayout.of_model(model)
     recorded = layout.dataset
     if recorded.exists() and not dataset_given:

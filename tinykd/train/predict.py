@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinykd.core.artifacts import RunLayout
+from tinykd.core.artifacts import RunLayout, check_model_file
 from tinykd.train.data import prepare_images, read_image
 from tinykd.core.errors import TinykdError
 from tinykd.train.evaluate import model_input_shape, predict
@@ -41,8 +41,7 @@ def probabilities(scores: np.ndarray) -> np.ndarray:
 def predict_images(model_path: str | Path, image_paths: list[str | Path], top: int = 3) -> list[dict]:
     """One result per image, in order: {image, class, probability, top: [[class, p], ...]} or {image, error}."""
     model_path = Path(model_path)
-    if not model_path.is_file():
-        raise TinykdError(f"{model_path}: no such model file")
+    check_model_file(model_path)
     height, width, channels = model_input_shape(model_path)
     results, images, readable = [], [], []
     for path in image_paths:

@@ -19,6 +19,7 @@ from tinykd.core.console import quiet
 from tinykd.train.data import Dataset
 from tinykd.core.errors import TinykdError
 from tinykd.train.evaluate import accuracy_of, predict
+from tinykd.train.models import load_keras_model
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +97,8 @@ def quantize_model(model_path: Path, dataset: Dataset, out_dir: Path | None = No
                    representative_samples: int = 500, seed: int = 0, per_channel_dense: bool = False) -> dict:
     """Write `<stem>_int8.tflite` and `<stem>_float32.tflite` beside the model (or into out_dir),
     measure their accuracy on the test split, and write `<stem>_quantize.json`. Returns that summary."""
-    import keras
-
     model_path = Path(model_path)
-    try:
-        model = keras.models.load_model(model_path, compile=False)
-    except Exception as exc:
-        raise TinykdError(f"{model_path}: cannot load Keras model ({exc})") from None
+    model = load_keras_model(model_path)
     if tuple(model.input_shape[1:]) != dataset.input_shape:
         raise TinykdError(f"{model_path}: model takes {tuple(model.input_shape[1:])} images, "
                           f"the dataset gives {dataset.input_shape}")

@@ -58,13 +58,13 @@ class Labels:
     def save(self, image: str, count) -> dict:
         """Write one answer; a count or image the page should not send raises LabelError."""
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:
-            raise LabelError(f"count {count!r} is not a whole number from 0 to {MAX_COUNT:,}")
+            raise LabelError(f"count {json.dumps(count)} is not a whole number from 0 to {MAX_COUNT:,}")
         with self.lock:
             counts = self._counts()
             if counts is None:
                 return self.state()  # reports the problem; the file stays as it is
             if image not in counts or not (self.folder / image).is_file():
-                raise LabelError(f"{image!r} is not an image count.json lists in {self.folder}")
+                raise LabelError(f"{json.dumps(image)} is not an image count.json lists in {self.folder}")
             self.answers.append((image, counts[image]))
             self._write(counts | {image: count})
         return self.state()
