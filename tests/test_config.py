@@ -38,6 +38,9 @@ def test_file_overrides_and_feature_pairs(tmp_path):
     ({"name": ""}, "name = '' must be a folder name"),
     ({"name": ".hidden"}, "must be a folder name"),
     ({"name": "a/b"}, "must be a folder name"),
+    ({"student": {"architecture": "nope"}}, r"t.toml: student.architecture: unknown architecture 'nope'; known: "),
+    ({"teacher": {"architecture": "nope"}}, "teacher.architecture: unknown architecture 'nope'"),
+    ({"data": {"dataset": "imagenet"}}, "data.dataset: unknown dataset 'imagenet'; known: fashion_mnist"),
 ])
 def test_bad_values(raw, message):
     with pytest.raises(TinykdError, match=message):

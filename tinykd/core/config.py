@@ -233,6 +233,16 @@ def _validate(config: PipelineConfig, origin: str) -> None:
         if not ok:
             raise TinykdError(f"{origin}: {message}")
     from tinykd.tflite.tflm_host import resolve
+    from tinykd.train.data import check_dataset_name
+    from tinykd.train.models import check_architecture
+
+    for where, check in (("data.dataset", lambda: check_dataset_name(config.data.dataset)),
+                         ("teacher.architecture", lambda: check_architecture(config.teacher.architecture)),
+                         ("student.architecture", lambda: check_architecture(config.student.architecture))):
+        try:
+            check()
+        except TinykdError as exc:
+            raise TinykdError(f"{origin}: {where}: {exc}") from None
 
     try:
         resolve(config.verify.tflm)

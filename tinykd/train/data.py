@@ -117,7 +117,14 @@ def dataset_names() -> list[str]:
     return ["fashion_mnist", "mnist", "cifar10", "digits", "folder:PATH", "count:PATH"]
 
 
+def check_dataset_name(name: str) -> None:
+    """An unknown name is an error listing the known ones."""
+    if name not in dataset_names() and not name.startswith(("folder:", "count:")):
+        raise TinykdError(f"unknown dataset {name!r}; known: {', '.join(dataset_names())}")
+
+
 def _load_raw(name: str, data_dir: str | None, seed: int):
+    check_dataset_name(name)
     if name in ("fashion_mnist", "mnist"):
         train, test, source = _load_idx_dataset(name, data_dir)
         classes = FASHION_CLASSES if name == "fashion_mnist" else [str(i) for i in range(10)]
@@ -136,12 +143,10 @@ def _load_raw(name: str, data_dir: str | None, seed: int):
         x, y, classes = _load_folder(Path(name[len("folder:"):]))
         train, test = _split_test((x, y), seed=0)
         return train, test, classes, name[len("folder:"):], 0
-    if name.startswith("count:"):
-        x, y, unlabelled = _load_count(Path(name[len("count:"):]))
-        train, test = _split_test((x, y), seed=0)
-        classes = [str(i) for i in range(COUNT_CLASSES - 1)] + [f"{COUNT_CLASSES - 1}+"]
-        return train, test, classes, name[len("count:"):], unlabelled
-    raise TinykdError(f"unknown dataset {name!r}; known: {', '.join(dataset_names())}")
+    x, y, unlabelled = _load_count(Path(name[len("count:"):]))  # count:PATH, the last name check_dataset_name knows
+    train, test = _split_test((x, y), seed=0)
+    classes = [str(i) for i in range(COUNT_CLASSES - 1)] + [f"{COUNT_CLASSES - 1}+"]
+    return train, test, classes, name[len("count:"):], unlabelled
 
 
 def _split_test(xy, seed: int, test_fraction: float = 0.2):

@@ -36,10 +36,15 @@ def _register(role: str, summary: str):
     return wrap
 
 
-def build_model(name: str, input_shape, num_classes: int, width: float = 1.0):
-    """Build the named architecture; an unknown name is an error listing the known ones."""
+def check_architecture(name: str) -> None:
+    """An unknown name is an error listing the known ones."""
     if name not in ARCHITECTURES:
         raise TinykdError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+
+
+def build_model(name: str, input_shape, num_classes: int, width: float = 1.0):
+    """Build the named architecture."""
+    check_architecture(name)
     if width <= 0:
         raise TinykdError(f"width must be positive, got {width}")
     try:
