@@ -69,15 +69,15 @@ def cmd_run(args) -> int:
     print(f"\ntinykd: run {summary['name']} finished in {summary['total_seconds'] / 60:.1f} min; "
           f"results in {config.layout.summary}")
     print(f"  teacher                    test accuracy {summary['teacher_test_accuracy']:.2%}")
-    for label in (config.layout.student_stem(True), config.layout.student_stem(False)):
+    kd, plain = config.layout.student_stem(True), config.layout.student_stem(False)
+    for label in (kd, plain):
         if label in summary:
             r = summary[label]
             print(f"  {label:<13} INT8 {r['int8_bytes']:>7,} B  test accuracy {r['int8_test_accuracy']:.2%} "
                   f"(float {r['keras_test_accuracy']:.2%})")
     if "kd_gain_int8" in summary:
         print(f"  KD gain (INT8)             {summary['kd_gain_int8'] * 100:+.2f} points; a KD epoch took "
-              f"{summary['student']['seconds_per_epoch'] / summary['student_nokd']['seconds_per_epoch']:.2f}x "
-              "a plain one")
+              f"{summary[kd]['seconds_per_epoch'] / summary[plain]['seconds_per_epoch']:.2f}x a plain one")
     return 0
 
 

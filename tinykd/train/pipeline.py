@@ -140,8 +140,9 @@ def run(config: PipelineConfig, force: bool = False) -> dict:
     summary = {"name": config.name, "dataset": config.data.dataset, "seed": config.seed,
                "teacher_test_accuracy": teacher_accuracy, **results,
                "seconds": seconds, "total_seconds": round(time.perf_counter() - started, 1)}
-    if "student" in results and "student_nokd" in results:
-        summary["kd_gain_int8"] = results["student"]["int8_test_accuracy"] - results["student_nokd"]["int8_test_accuracy"]
+    kd, plain = layout.student_stem(True), layout.student_stem(False)
+    if kd in results and plain in results:
+        summary["kd_gain_int8"] = results[kd]["int8_test_accuracy"] - results[plain]["int8_test_accuracy"]
     write_json(layout.summary, summary)
     return summary
 
