@@ -1,6 +1,7 @@
 """What the command line shows: the library's log lines on stderr, at the level -q and -v choose, and the
 commands' results on stdout whatever the level."""
 
+import shutil
 import subprocess
 import sys
 
@@ -8,8 +9,15 @@ import pytest
 
 from tinykd.cli import main
 
-# loads the data (an info line, a debug line before it), then fails on the architecture: quick, no training
-FAILS_AFTER_LOADING = ["train", "--dataset", "digits", "--image-size", "12", "--architecture", "nope"]
+# loads the data (an info line, a debug line before it), then fails: too few images for the folds; no training
+FAILS_AFTER_LOADING = ["count", "photos", "--folds", "5", "--image-size", "32"]
+
+
+@pytest.fixture(autouse=True)
+def photos(tmp_path):
+    from conftest import write_counting_set
+
+    write_counting_set(tmp_path / "photos", images=8, unlabelled=0)
 
 
 def _stderr_lines(argv, capsys) -> list[str]:
@@ -23,27 +31,28 @@ def test_default_shows_progress_as_plain_lines(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     lines = _stderr_lines(FAILS_AFTER_LOADING, capsys)
     assert len(lines) == 2, lines
-    assert lines[0].startswith("tinykd: digits from scikit-learn digits: ") and "test images" in lines[0]
-    assert lines[1].startswith("tinykd: error: unknown architecture 'nope'")
+    assert lines[0].startswith("tinykd: count:photos from photos: ") and "test images" in lines[0]
+    assert lines[1] == "tinykd: error: photos: 8 labelled images are too few for 5 folds"
 
 
 def test_quiet_silences_info_lines(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     lines = _stderr_lines(["-q", *FAILS_AFTER_LOADING], capsys)
-    assert len(lines) == 1 and lines[0].startswith("tinykd: error: unknown architecture 'nope'"), lines
+    assert lines == ["tinykd: error: photos: 8 labelled images are too few for 5 folds"]
 
 
 def test_verbose_shows_debug_lines(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     lines = _stderr_lines(["--verbose", *FAILS_AFTER_LOADING], capsys)
-    assert "tinykd: debug: loading digits at 12x12x1" in lines
-    assert any(line.startswith("tinykd: digits from scikit-learn digits: ") for line in lines)
+    assert "tinykd: debug: loading count:photos at 32x32x1" in lines
+    assert any(line.startswith("tinykd: count:photos from photos: ") for line in lines)
     assert lines[-1].startswith("tinykd: error: ")
 
 
 def test_quiet_keeps_warnings(tmp_path, monkeypatch, capsys):
     from conftest import write_counting_set
 
+    shutil.rmtree(tmp_path / "photos")
     write_counting_set(tmp_path / "photos", images=8, unlabelled=2)
     monkeypatch.chdir(tmp_path)
     lines = _stderr_lines(["-q", "count", "photos", "--folds", "5", "--image-size", "32"], capsys)
@@ -72,5 +81,5 @@ def test_levels_in_a_real_process(tmp_path):
 
     quiet, verbose = stderr("-q"), stderr("-v")
     assert len(quiet) == 1 and quiet[0].startswith("tinykd: error: "), quiet
-    assert "tinykd: debug: loading digits at 12x12x1" in verbose, verbose
+    assert "tinykd: debug: loading count:photos at 32x32x1" in verbose, verbose
     assert all(line.startswith("tinykd: ") for line in verbose), "no logger names or level prefixes of logging's own"

@@ -116,6 +116,21 @@ def test_qemu_outputs_and_repeatable_instruction_count(board_name, model_dir, go
     assert summary["ticks_max"] - summary["ticks_min"] <= 1   # data-independent code, 40-instruction ticks
 
 
+def test_progress_runs_the_vectors_in_parts_with_the_same_results(model_dir, golden, tmp_path):
+    """With a progress callback the vectors go through in 20 processes: the same outputs, the same
+    instruction count to within the timer's resolution, and a count of finished vectors that only grows."""
+    board = load_board("nucleo-f446re")
+    runner = make_runner("qemu", build_firmware(model_dir, board, tmp_path), board, timeout=120)
+    whole, instructions = runner.run(golden[:100])
+    whole_summary = dict(runner.last_summary)
+    done = []
+    parts, instructions_in_parts = runner.run(golden[:100], done.append)
+    np.testing.assert_array_equal(parts, whole)
+    # each process starts the 40-instruction timer ticks at another phase: equal to within one tick
+    assert abs(instructions_in_parts - instructions) <= 40 and runner.last_summary["vectors"] == 100
+    assert runner.last_summary["checksum"] == whole_summary["checksum"]
+    assert done == sorted(done) and len(done) == 20 and done[-1] == 100
+
 def test_model_too_big_for_the_board_fails_to_link(tmp_path):
     big = write_model(tmp_path / "c", extra="const int8_t big_table[80000] = {1};",
                       body="output[0] += big_table[input[0] & 0xFF];")
@@ -192,13 +207,14 @@ def test_a_target_that_cannot_run_is_refused_before_any_work(target, board_name,
         check_target(target, load_board(board_name))
 
 
-def test_a_board_without_a_known_qemu_machine_is_refused_before_any_work(tmp_path, monkeypatch):
+def test_a_board_profile_with_an_unknown_qemu_machine_is_refused_when_read(tmp_path, monkeypatch):
     profile = (BUILTIN_DIR / "nucleo-f446re.toml").read_text()
     (tmp_path / "odd.toml").write_text(profile.replace('"mps2-an386"', '"mps2-an999"')
                                        .replace('name = "nucleo-f446re"', 'name = "odd"'))
     monkeypatch.setenv("TINYKD_BOARDS", str(tmp_path))
-    with pytest.raises(TinykdError, match=r"qemu_machine 'mps2-an999' is not one tinykd can run"):
-        check_target("qemu", load_board("odd"))
+    with pytest.raises(TinykdError, match=r"odd.toml: qemu_machine = 'mps2-an999' is not a machine tinykd can run; "
+                                          r"known: mps2-an385"):
+        load_board("odd")
 
 # ------------------------------------------------------------------------------ serial framing, no hardware
 

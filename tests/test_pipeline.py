@@ -237,8 +237,8 @@ def test_error_in_a_real_process_is_one_line_without_traceback(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "tinykd: error: unknown dataset 'nope'; known: fashion_mnist, mnist, cifar10, digits, "
-        "folder:PATH, count:PATH"]
+        "tinykd: error: command line: data.dataset: unknown dataset 'nope'; known: fashion_mnist, mnist, cifar10, "
+        "digits, folder:PATH, count:PATH"]
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -247,3 +247,30 @@ def test_models_lists_architectures(capsys):
     out = capsys.readouterr().out
     for name in ["cnn_teacher", "classic_student", "tiny_conv", "tiny_dsconv", "cifar_teacher", "cifar_student"]:
         assert name in out
+
+
+def test_a_kept_model_made_with_other_settings_is_never_reused(tmp_path, monkeypatch, capsys):
+    """Changing the pipeline file, or retraining the teacher, makes the kept models stale: `run` says which
+    and what changed before any work, and leaves every file as it was."""
+    monkeypatch.chdir(tmp_path)
+    pipeline_file = ('name = "stale"\n[data]\ndataset = "digits"\nimage_size = SIZE\n[teacher]\nepochs = 1\n'
+                     '[student]\nepochs = 1\nbaseline = false\n[quantize]\nrepresentative_samples = 20\n')
+    (tmp_path / "tinykd.toml").write_text(pipeline_file.replace("SIZE", "8"))
+    assert main(["run"]) == 0
+    run = tmp_path / "runs" / "stale"
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    (tmp_path / "tinykd.toml").write_text(pipeline_file.replace("SIZE", "12"))
+    capsys.readouterr()
+    for command in (["run"], ["build", "--board", "native"], ["distill"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert "made with data.image_size = [8, 8], which is now [12, 12]; --force remakes it" in err, err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    (tmp_path / "tinykd.toml").write_text(pipeline_file.replace("SIZE", "8"))
+    assert main(["train", "--force"]) == 0
+    capsys.readouterr()
+    assert main(["run"]) == 2
+    assert ("runs/stale/student.keras: kept from an earlier run made from another runs/stale/teacher.keras than "
+            "the one there now") in capsys.readouterr().err
+    assert main(["run", "--force"]) == 0

@@ -85,7 +85,7 @@ def cmd_train(args) -> int:
     from tinykd.train import pipeline
 
     config = config_from_args(args)
-    pipeline.train_stage(config, pipeline.load_data(config), args.force)
+    pipeline.train_stage(config, pipeline.lazy_data(config), args.force)
     return 0
 
 
@@ -93,7 +93,7 @@ def cmd_distill(args) -> int:
     from tinykd.train import pipeline
 
     config = config_from_args(args)
-    pipeline.distill_stage(config, pipeline.load_data(config), args.force, kd=not args.no_kd,
+    pipeline.distill_stage(config, pipeline.lazy_data(config), args.force, kd=not args.no_kd,
                            teachers=args.teacher)
     return 0
 
@@ -106,7 +106,7 @@ def cmd_quantize(args) -> int:
     if model.suffix != ".keras":
         raise TinykdError(f"{model}: quantize takes a .keras model")
     config = pipeline.config_for_model(model, config, dataset_given=args.dataset is not None)
-    pipeline.quantize_stage(config, pipeline.load_data(config, record=False), model, args.force)
+    pipeline.quantize_stage(config, pipeline.lazy_data(config, record=False), model, args.force)
     return 0
 
 

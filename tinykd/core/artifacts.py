@@ -62,6 +62,11 @@ class RunLayout:
         return self.folder / "summary.json"
 
     @property
+    def stages(self) -> Path:
+        """The settings each kept model was made with, so a changed pipeline file never reuses it."""
+        return self.folder / "stages.json"
+
+    @property
     def count_cv(self) -> Path:
         return self.folder / "count_cv.json"
 

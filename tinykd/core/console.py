@@ -8,6 +8,7 @@ import io
 import logging
 import os
 import sys
+import time
 import warnings
 
 LOGGER = "tinykd"
@@ -77,3 +78,35 @@ def quiet_tensorflow() -> None:
     with quiet():
         import tensorflow as tf
     tf.get_logger().setLevel("ERROR")
+
+
+def duration(seconds: float) -> str:
+    """4 s, 2.5 min, 1.2 h."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+class Progress:
+    """Long work counted in steps: a line redrawn in place on a terminal, else a log line per tenth (logs
+    and CI), each with the time left at the rate so far. Silent when INFO lines are not shown (-q)."""
+
+    def __init__(self, what: str, total: int, unit: str, logger: logging.Logger):
+        self.what, self.total, self.unit, self.log = what, total, unit, logger
+        self.started, self.reported = time.perf_counter(), 0
+        self.terminal = sys.stderr.isatty()
+
+    def update(self, done: int) -> None:
+        if not self.log.isEnabledFor(logging.INFO) or self.total <= 0:
+            return
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / done * (self.total - done) if done else 0.0
+        line = f"{self.what}: {done:,}/{self.total:,} {self.unit}, {duration(left)} left"
+        if done >= self.total:
+            line = f"{self.what}: {self.total:,} {self.unit} in {duration(elapsed)}"
+        if self.terminal:
+            sys.stderr.write(f"\r{LOGGER}: {line}\033[K" + ("\n" if done >= self.total else ""))
+            sys.stderr.flush()
+        elif done >= self.total or done * 10 // self.total > self.reported * 10 // self.total:
+            self.log.info(line)
+        self.reported = done

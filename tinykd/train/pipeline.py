@@ -1,15 +1,22 @@
 """The training half of the pipeline, stage by stage, in one run directory `runs/<name>/`.
 
 Each stage skips its work when its artifact already exists (so a run resumes where it stopped) unless
-`force` is set; nothing existing is replaced without it.
+`force` is set; nothing existing is replaced without it. What made each model is recorded in the run's
+`stages.json`: the settings it was trained or converted with and the hashes of the models it came from.
+A kept model made otherwise (the pipeline file changed, a teacher was retrained) is an error naming the
+first difference, before any work: it is never silently reused.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import json
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 from tinykd.core.artifacts import RunLayout, check_model_file, write_json
 from tinykd.core.config import PipelineConfig
@@ -38,41 +45,93 @@ def load_data(config: PipelineConfig, record: bool = True) -> Dataset:
     return dataset
 
 
-def _fresh(path: Path, force: bool, what: str) -> bool:
-    """True when the stage must run; logs why it is skipped otherwise."""
-    if path.exists() and not force:
-        log.info(f"keeping existing {what} {path} (--force retrains)")
-        return False
-    return True
+def lazy_data(config: PipelineConfig, record: bool = True) -> Callable[[], Dataset]:
+    """The dataset, loaded (and recorded in dataset.json) the first time a stage needs it: a run whose
+    models are all kept loads nothing before its checks."""
+    return functools.cache(lambda: load_data(config, record))
 
 
-def train_stage(config: PipelineConfig, dataset: Dataset, force: bool = False) -> Path:
+def stage_settings(config: PipelineConfig, sources: list[Path], section: str | None = None) -> dict:
+    """What a model depends on: the data, the seed, one pipeline-file section and the models it is made from."""
+    data = dataclasses.asdict(config.data) | {"image_size": list(config.data.size)}
+    settings = {"data": data, "seed": config.seed,
+                "sources": {str(path): hashlib.sha256(path.read_bytes()).hexdigest() for path in sources}}
+    if section:
+        values = dataclasses.asdict(getattr(config, section))
+        settings[section] = {k: v for k, v in values.items() if k not in ("kd", "baseline")}  # not the model's
+    return settings
+
+
+def _fresh(path: Path, settings: dict, force: bool, what: str) -> bool:
+    """True when the stage must run. A kept model is reused only when it was made with `settings`."""
+    if not path.exists() or force:
+        return True
+    recorded = _read_stages(path).get(path.name)
+    difference = _first_difference(recorded, settings) if recorded is not None else None
+    if difference:
+        key, then, now = difference
+        source = key.removeprefix("sources.")
+        why = (f"made from another {source} than the one there now" if source != key else
+               f"made with {key} = {json.dumps(then)}, which is now {json.dumps(now)}")
+        raise TinykdError(f"{path}: kept from an earlier run {why}; --force remakes it and what comes after "
+                          "it, or choose another --name")
+    log.info(f"keeping existing {what} {path} (--force retrains)")
+    return False
+
+
+def _record(path: Path, settings: dict) -> None:
+    write_json(RunLayout.of_model(path).stages, _read_stages(path) | {path.name: settings})
+
+
+def _read_stages(path: Path) -> dict:
+    stages = RunLayout.of_model(path).stages
+    return json.loads(stages.read_text()) if stages.exists() else {}
+
+
+def _first_difference(then, now, key: str = "") -> tuple[str, object, object] | None:
+    """(dotted key, recorded value, current value) of the first setting that differs, or None."""
+    if isinstance(then, dict) and isinstance(now, dict):
+        for name in sorted(set(then) | set(now)):
+            found = _first_difference(then.get(name), now.get(name), f"{key}.{name}" if key else name)
+            if found:
+                return found
+        return None
+    return None if then == now else (key, then, now)
+
+
+def train_stage(config: PipelineConfig, data: Callable[[], Dataset], force: bool = False) -> Path:
     from tinykd.train.train import train_teacher
 
     path = config.layout.teacher
-    if _fresh(path, force, "teacher"):
-        train_teacher(config.teacher, dataset, config.layout.folder, config.seed)
+    settings = stage_settings(config, [], "teacher")
+    if _fresh(path, settings, force, "teacher"):
+        train_teacher(config.teacher, data(), config.layout.folder, config.seed)
+        _record(path, settings)
         log.info(f"wrote {path}")
     return path
 
 
-def distill_stage(config: PipelineConfig, dataset: Dataset, force: bool = False, kd: bool = True,
+def distill_stage(config: PipelineConfig, data: Callable[[], Dataset], force: bool = False, kd: bool = True,
                   teachers: list[Path] | None = None) -> Path:
     """Train the student; the teachers default to this run's teacher plus `teacher.extra`."""
     from tinykd.train.distill import distill_student
 
     path = config.layout.student(kd)
-    if _fresh(path, force, "student"):
-        if kd and teachers is None:
-            teachers = [config.layout.teacher] + [Path(p) for p in config.teacher.extra]
-            if not teachers[0].exists():
-                raise TinykdError(f"{teachers[0]}: no teacher yet; run `tinykd train` first")
-        distill_student(config.student, dataset, teachers or [], config.layout.folder, config.seed, kd)
+    if kd and teachers is None:
+        teachers = [config.layout.teacher] + [Path(p) for p in config.teacher.extra]
+    teachers = teachers if kd else []
+    missing = [t for t in teachers if not t.is_file()]
+    if missing:
+        raise TinykdError(f"{missing[0]}: no such teacher; run `tinykd train` first")
+    settings = stage_settings(config, teachers, "student")
+    if _fresh(path, settings, force, "student"):
+        distill_student(config.student, data(), teachers, config.layout.folder, config.seed, kd)
+        _record(path, settings)
         log.info(f"wrote {path}")
     return path
 
 
-def quantize_stage(config: PipelineConfig, dataset: Dataset, model: Path, force: bool = False) -> dict:
+def quantize_stage(config: PipelineConfig, data: Callable[[], Dataset], model: Path, force: bool = False) -> dict:
     from tinykd.train.quantize import quantize_model
 
     model = Path(model)
@@ -80,9 +139,11 @@ def quantize_stage(config: PipelineConfig, dataset: Dataset, model: Path, force:
         raise TinykdError(f"{model}: no such model; train it first")
     layout = RunLayout.of_model(model)
     summary_path = layout.quantize_summary(model.stem)
-    if _fresh(layout.int8(model.stem), force, "INT8 model"):
-        summary = quantize_model(model, dataset, model.parent, config.quantize.representative_samples,
+    settings = stage_settings(config, [model], "quantize")
+    if _fresh(layout.int8(model.stem), settings, force, "INT8 model"):
+        summary = quantize_model(model, data(), model.parent, config.quantize.representative_samples,
                                  config.seed, config.quantize.per_channel_dense)
+        _record(layout.int8(model.stem), settings)
         log.info(f"wrote {summary['int8']['path']} ({summary['int8']['bytes']:,} bytes, "
                  f"test accuracy {summary['int8']['test_accuracy']:.2%}) and {summary['float32']['path']}")
         return summary
@@ -117,15 +178,15 @@ def run(config: PipelineConfig, force: bool = False) -> dict:
         seconds[name] = round(time.perf_counter() - t, 1)
         return result
 
-    dataset = timed("data", load_data, config)
-    teacher = timed("teacher", train_stage, config, dataset, force)
+    data = lazy_data(config)
+    teacher = timed("teacher", train_stage, config, data, force)
     variants = [True, False] if config.student.kd and config.student.baseline else [config.student.kd]
     layout = config.layout
     results = {}
     for kd in variants:
         label = layout.student_stem(kd)
-        student = timed(label, distill_stage, config, dataset, force, kd)
-        quantized = timed(f"{label}_quantize", quantize_stage, config, dataset, student, force)
+        student = timed(label, distill_stage, config, data, force, kd)
+        quantized = timed(f"{label}_quantize", quantize_stage, config, data, student, force)
         history = json.loads(layout.history(label).read_text())
         results[label] = {
             "seconds_per_epoch": round(sum(history["epoch_seconds"]) / max(1, len(history["epoch_seconds"])), 2),
@@ -135,7 +196,7 @@ def run(config: PipelineConfig, force: bool = False) -> dict:
             "int8_path": quantized["int8"]["path"],
         }
     for model in [teacher, layout.student(variants[0]), layout.student_int8(variants[0])]:
-        log.info(describe_evaluation(timed(f"evaluate_{model.name}", evaluate_stage, model, dataset)))
+        log.info(describe_evaluation(timed(f"evaluate_{model.name}", evaluate_stage, model, data())))
     teacher_accuracy = json.loads(layout.evaluation_file(teacher.stem, "summary").read_text())["accuracy"]
     summary = {"name": config.name, "dataset": config.data.dataset, "seed": config.seed,
                "teacher_test_accuracy": teacher_accuracy, **results,
@@ -150,13 +211,12 @@ def run(config: PipelineConfig, force: bool = False) -> dict:
 def int8_model(config: PipelineConfig) -> Path:
     """The pipeline's distilled INT8 model, running the missing stages (teacher, student, INT8) first."""
     path = config.layout.student_int8(config.student.kd)
-    if path.exists():
-        return path
-    log.info(f"{path} does not exist yet; running the pipeline stages it needs")
-    dataset = load_data(config)
+    if not path.exists():
+        log.info(f"{path} does not exist yet; running the pipeline stages it needs")
+    data = lazy_data(config)
     if config.student.kd:
-        train_stage(config, dataset)
-    quantize_stage(config, dataset, distill_stage(config, dataset, kd=config.student.kd))
+        train_stage(config, data)
+    quantize_stage(config, data, distill_stage(config, data, kd=config.student.kd))
     return path
 
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from tinykd.core.artifacts import RunLayout, atomic_path, write_json
 from tinykd.core.config import TeacherConfig
+from tinykd.core.console import duration
 from tinykd.train.data import Dataset
 from tinykd.train.models import build_model
 
@@ -72,11 +73,11 @@ def make_batches(x, y, num_classes: int, batch_size: int, augment: bool | str = 
 
 class KeepBest(keras.callbacks.Callback):
     """Remember the weights of the epoch with the best validation accuracy, restore them at the end,
-    and time each epoch."""
+    and time each epoch, logging the time the remaining epochs will take."""
 
-    def __init__(self, model, monitor: str = "val_categorical_accuracy"):
+    def __init__(self, model, epochs: int, monitor: str = "val_categorical_accuracy"):
         super().__init__()
-        self.target, self.monitor = model, monitor
+        self.target, self.epochs, self.monitor = model, epochs, monitor
         self.best, self.best_epoch, self.weights, self.epoch_seconds = -np.inf, -1, None, []
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -87,6 +88,9 @@ class KeepBest(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and value > self.best:
             self.best, self.best_epoch, self.weights = value, epoch, self.target.get_weights()
+        left = np.mean(self.epoch_seconds) * (self.epochs - epoch - 1)
+        accuracy = f", validation accuracy {value:.2%}" if value is not None else ""
+        log.info(f"{self.target.name}: epoch {epoch + 1}/{self.epochs}{accuracy}, {duration(left)} left")
 
     def on_train_end(self, logs=None):
         if self.weights is not None:
@@ -105,7 +109,7 @@ def steps_per_epoch(samples: int, batch_size: int) -> int:
 
 def fit(trainer, model, train_batches, val_batches, epochs: int) -> dict:
     """Run `trainer.fit`, keep `model` at its best validation epoch, and return the history as a dict."""
-    keep_best = KeepBest(model)
+    keep_best = KeepBest(model, epochs)
     history = trainer.fit(train_batches, validation_data=val_batches, epochs=epochs,
                           verbose=fit_verbosity(), callbacks=[keep_best], shuffle=False)
     record = {key: [float(v) for v in values] for key, values in history.history.items()}

@@ -8,6 +8,7 @@ they round FULLY_CONNECTED differently, so they are not expected to agree.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -15,10 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tinykd.core.console import Progress
 from tinykd.tflite import tflm_host
 from tinykd.core.artifacts import RunLayout
 from tinykd.core.errors import TinykdError
 from tinykd.tflite.reader import Model
+
+log = logging.getLogger(__name__)
 
 @dataclass
 class RuntimeRun:
@@ -203,7 +207,7 @@ def reference_name(version: str) -> str:
 
 
 def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np.ndarray,
-                  inputs_source: str, tflm: str = "latest", progress=print) -> dict:
+                  inputs_source: str, tflm: str = "latest") -> dict:
     """Run `inputs` through TFLM `tflm` (the reference: latest, riot, zephyr or a version), the
     TFLite interpreter (cross-check), the C backend on the host and the firmware on `target`; with an
     older TFLM, also the latest one (compared, not required to agree). Returns verify.json's report."""
@@ -218,8 +222,7 @@ def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np
         raise TinykdError(f"{bundle_dir}: no C backend to verify: {manifest['c_backend']['reason']}")
     version, latest = tflm_host.resolve(tflm), tflm_host.installed_version()
     pinned = f": {tflm_host.PINNED[tflm][1]}" if tflm in tflm_host.PINNED else ""
-    progress(f"tinykd: {len(inputs):,} vectors ({inputs_source}) through TFLM {version} on the host (the "
-             f"reference{pinned})")
+    log.info(f"{len(inputs):,} vectors ({inputs_source}) through TFLM {version} on the host (the reference{pinned})")
     reference = tflm_outputs(model, inputs, version)
     runs = [RuntimeRun("TFLite interpreter, reference kernels (cross-check)", tflite_outputs(model, inputs),
                        cross_check=True)]
@@ -227,10 +230,11 @@ def verify_bundle(model: Model, bundle_dir: Path, board, target: str, inputs: np
         runs.append(RuntimeRun(f"TFLM {latest} (latest; compared)", tflm_outputs(model, inputs), cross_check=True))
     targets = ["native"] if target == "native" else ["native", target]
     for name in targets:
-        progress(f"tinykd: building and running the firmware for {name}")
-        firmware = build_firmware(c_dir, board, bundle_dir / "fw" / name.split(":")[0], target=name.split(":")[0])
-        outputs, instructions = make_runner(name, firmware, board).run(inputs)
         label = "C backend, host gcc (native)" if name == "native" else f"firmware on {name} ({board.cpu})"
+        log.info(f"building the firmware for {name}")
+        firmware = build_firmware(c_dir, board, bundle_dir / "fw" / name.split(":")[0], target=name.split(":")[0])
+        counter = Progress(label, len(inputs), "vectors", log)
+        outputs, instructions = make_runner(name, firmware, board).run(inputs, counter.update)
         sizes = manifest["c_backend"] if name != "native" else {}
         runs.append(RuntimeRun(label, outputs, instructions, sizes.get("flash_bytes"), sizes.get("ram_bytes")))
     for run in runs:

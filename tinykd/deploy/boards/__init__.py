@@ -111,6 +111,8 @@ def read_profile(path: Path) -> Board:
         raw = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise TinykdError(f"{path}: not a readable TOML board profile: {exc}") from None
+    from tinykd.verify.runners.qemu import MACHINES
+
     board = build_dataclass(Board, raw, str(path))
     kernels = CORE_KERNELS.get(board.cpu, KERNEL_VARIANTS)
     checks = [
@@ -124,6 +126,8 @@ def read_profile(path: Path) -> Board:
         (board.flash_bytes > 0 and board.ram_bytes > 0, "flash_bytes and ram_bytes must be positive"),
         (0 <= board.ram_reserved_bytes < board.ram_bytes, "ram_reserved_bytes must be below ram_bytes"),
         (board.clock_hz >= 0, "clock_hz must not be negative"),
+        (board.qemu_machine in ("", *MACHINES), f"qemu_machine = {board.qemu_machine!r} is not a machine tinykd "
+                                                f"can run; known: {', '.join(MACHINES)} (or \"\" for none)"),
     ]
     for ok, message in checks:
         if not ok:

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 
@@ -25,6 +25,8 @@ EXIT_MESSAGES = {
     4: "tinykd_invoke returned an error",
     5: "the input vectors do not have the size the model takes",
 }
+PROGRESS_STEPS = 20
+"""With a progress callback, a file runner runs the vectors in this many parts (one process each)."""
 _SUMMARY = re.compile(r"tinykd-fw: summary (.*)")
 _FW_ERROR = re.compile(r"tinykd-fw: error: (.*)")
 
@@ -35,8 +37,10 @@ class Runner(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def run(self, inputs: np.ndarray) -> tuple[np.ndarray, int | None]:
-        """int8 [N, input_bytes] -> (int8 [N, output_bytes], instructions per inference or None)."""
+    def run(self, inputs: np.ndarray, progress: Callable[[int], None] | None = None
+            ) -> tuple[np.ndarray, int | None]:
+        """int8 [N, input_bytes] -> (int8 [N, output_bytes], instructions per inference or None);
+        `progress(done)` hears how many vectors are done as they finish."""
 
 
 RUNNERS: dict[str, type[Runner]] = {}
@@ -83,8 +87,24 @@ class FileRunner(Runner):
     def _instructions(self, summary: dict[str, int]) -> int | None:
         return None
 
-    def run(self, inputs: np.ndarray) -> tuple[np.ndarray, int | None]:
+    def run(self, inputs: np.ndarray, progress: Callable[[int], None] | None = None
+            ) -> tuple[np.ndarray, int | None]:
         inputs = check_inputs(inputs)
+        steps = PROGRESS_STEPS if progress and len(inputs) >= 2 * PROGRESS_STEPS else 1
+        size = max(1, -(-len(inputs) // steps))
+        parts, summary = [], {}
+        for start in range(0, max(len(inputs), 1), size):
+            outputs, part = self._run_part(inputs[start:start + size])
+            parts.append(outputs)
+            summary = _combined(summary, part)
+            if progress:
+                progress(start + len(outputs))
+        outputs = np.concatenate(parts)
+        self.last_summary = summary | {"checksum": binascii.crc32(outputs.tobytes())}
+        return outputs, self._instructions(self.last_summary)
+
+    def _run_part(self, inputs: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+        """One process over `inputs`: the outputs and the firmware's summary."""
         with tempfile.TemporaryDirectory(prefix="tinykd-run-") as tmp:
             folder = Path(tmp)
             header = b"TKDI" + struct.pack("<II", inputs.shape[0], inputs.shape[1])
@@ -102,7 +122,7 @@ class FileRunner(Runner):
             if summary is None:
                 raise TinykdError(f"{self._describe()} ended without its summary line: {last_line(text)}")
             data = (folder / OUTPUTS_FILE).read_bytes()
-        return self._outputs(data, summary, inputs), self._instructions(summary)
+        return self._outputs(data, summary, inputs), summary
 
     def _check_exit(self, code: int, text: str) -> None:
         if code == 0:
@@ -123,5 +143,14 @@ class FileRunner(Runner):
                               f"vectors of {width}")
         if binascii.crc32(data) != summary["checksum"]:
             raise TinykdError(f"{self._describe()}: the outputs file does not match the firmware's checksum")
-        self.last_summary = summary
         return np.frombuffer(data, np.int8).reshape(count, width).copy()
+
+
+def _combined(total: dict[str, int], part: dict[str, int]) -> dict[str, int]:
+    """The summary of two runs of the same firmware, as if it were one."""
+    if not total:
+        return dict(part)
+    return total | {"vectors": total["vectors"] + part["vectors"],
+                    "ticks_total": total["ticks_total"] + part["ticks_total"],
+                    "ticks_min": min(total["ticks_min"], part["ticks_min"]) if part["vectors"] else total["ticks_min"],
+                    "ticks_max": max(total["ticks_max"], part["ticks_max"])}

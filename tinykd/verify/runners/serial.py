@@ -75,7 +75,8 @@ class SerialRunner(Runner):
         self.open_port = open_port or _open_serial
         self.cycles_per_inference: int | None = None
 
-    def run(self, inputs: np.ndarray) -> tuple[np.ndarray, int | None]:
+    def run(self, inputs: np.ndarray, progress: Callable[[int], None] | None = None
+            ) -> tuple[np.ndarray, int | None]:
         inputs = check_inputs(inputs)
         where = f"the board on {self.port_name}"
         port = self.open_port(self.port_name, self.baudrate)
@@ -92,6 +93,8 @@ class SerialRunner(Runner):
                 payload = self._expect(reader, b"o", where, 4 + out_bytes)
                 ticks += struct.unpack_from("<I", payload)[0]
                 outputs[index] = np.frombuffer(payload, np.int8, offset=4)
+                if progress:
+                    progress(index + 1)
             port.write(encode_frame(b"q"))
             bye = self._expect(reader, b"Q", where, 8)
             vectors, checksum = struct.unpack("<II", bye)
