@@ -63,6 +63,10 @@ def test_each_click_is_saved_at_once_with_a_backup(folder, page):
     assert json.loads((folder / "count.json.bak").read_text())["img1.png"] is None
     page.click("#buttons button[data-count='0']")
     page.wait_for_selector("#name:has-text('img3.png')")
+    page.fill("#other", "20000")
+    page.click("#save-other")
+    page.wait_for_selector("#error:has-text('count 20000 is not a whole number from 0 to 10,000')")
+    assert counts_of(folder)["img3.png"] is None
     page.fill("#other", "12")
     page.click("#save-other")
     page.wait_for_selector("#done:not([hidden])")
@@ -169,12 +173,14 @@ def test_digit_keys_save_and_u_undoes_and_small_images_are_shown_large(folder, p
     assert counts_of(folder)["img1.png"] is None
 
 
-def test_listed_files_that_are_missing_are_skipped_and_unsafe_names_refused(folder, capsys):
+def test_listed_files_that_are_missing_are_skipped_and_unsafe_names_refused(folder, capsys, caplog):
     (folder / "count.json").write_text(json.dumps({"gone.png": None, "img1.png": None}))
     from tinykd.ui.label import Labels
 
     state = Labels(folder).state()
+    assert "1 listed image(s) are not in the folder, such as \"gone.png\"" in caplog.text
     assert state["next"] == "img1.png" and "1 image(s) listed in count.json are not in the folder" in state["note"]
+    capsys.readouterr()
     for name in ("../secret.txt", "/etc/hostname", "sub/img1.png"):
         (folder / "count.json").write_text(json.dumps({name: None}))
         assert main(["label", str(folder), "--port", "0"]) == 2

@@ -212,7 +212,9 @@ def int8_model(config: PipelineConfig) -> Path:
     """The pipeline's distilled INT8 model, running the missing stages (teacher, student, INT8) first."""
     path = config.layout.student_int8(config.student.kd)
     if not path.exists():
-        log.info(f"{path} does not exist yet; running the pipeline stages it needs")
+        epochs = f"teacher {config.teacher.epochs} epochs, " if config.student.kd else ""
+        log.info(f"{path} does not exist yet; running the pipeline stages it needs ({epochs}student "
+                 f"{config.student.epochs} epochs; each epoch logs the time left)")
     data = lazy_data(config)
     if config.student.kd:
         train_stage(config, data)

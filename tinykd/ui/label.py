@@ -9,6 +9,7 @@ valid is reported on the page and never overwritten.
 from __future__ import annotations
 
 import json
+import logging
 import mimetypes
 import shutil
 import threading
@@ -21,6 +22,8 @@ from tinykd.core.artifacts import write_bytes
 from tinykd.core.errors import TinykdError
 from tinykd.core.templates import environment
 from tinykd.train.data import COUNT_FILE, MAX_COUNT, read_count_file
+
+log = logging.getLogger(__name__)
 
 HIGHEST_BUTTON = 9
 """Buttons (and keys) 0..9; larger counts are typed into the number field."""
@@ -40,7 +43,11 @@ class Labels:
         self.path = self.folder / COUNT_FILE
         self.lock = threading.Lock()
         self.answers: list[tuple[str, int | None]] = []  # (image, the value an answer replaced), for undo
-        read_count_file(self.folder)  # refuse to start on a missing or invalid file
+        counts = read_count_file(self.folder)  # refuse to start on a missing or invalid file
+        missing = [name for name in counts if not (self.folder / name).is_file()]
+        if missing:
+            log.warning(f"{self.path}: {len(missing)} listed image(s) are not in the folder, such as "
+                        f"{json.dumps(missing[0])}: they are skipped")
 
     def state(self, error: str = "") -> dict:
         try:
