@@ -229,12 +229,4 @@ static inline int tk_rq_table(tk_rq *table, const int32_t *bias, const int32_t *
     return fast;
 }
 
-#if defined(__GNUC__)
-#define TK_ALWAYS_INLINE inline __attribute__((always_inline))
-#define TK_NOINLINE __attribute__((noinline))
-#else
-#define TK_ALWAYS_INLINE inline
-#define TK_NOINLINE
-#endif
-
 #endif /* TINYKD_DSP_H_ */
