@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "tinykd_compiler.h"
 #include "tinykd_fixedpoint.h"
 #include "tinykd_params.h"
 
@@ -60,6 +61,30 @@ static inline void tk_depthwise_conv_2d_reference(const tk_conv_params *p, const
                         output[((b * p->out_h + oy) * p->out_w + ox) * p->out_c + oc] = tk_requantize(
                             acc, p->multiplier, p->shift, oc, p->output_offset, p->act_min, p->act_max);
                     }
+                }
+            }
+        }
+    }
+}
+
+/* An element-wise op of two int8 inputs into one int8 output, given its layer's parameters. */
+typedef int8_t (*tk_binary_op)(const void *params, int32_t a, int32_t b);
+
+/* The loop of ADD and MUL: every element of a 4-D output in order, from input1 and input2 at offsets
+ * i0 * strides[0] + ... + i3 * strides[3] (a stride of 0 broadcasts that input along that axis).
+ * Inlined into each kernel, where `op` is known, so the element's arithmetic is inlined too. */
+static TK_ALWAYS_INLINE void tk_broadcast(const int dims[4], const int strides1[4], const int strides2[4],
+                                          const int8_t *input1, const int8_t *input2, int8_t *output,
+                                          const void *params, tk_binary_op op)
+{
+    int i0, i1, i2, i3;
+    for (i0 = 0; i0 < dims[0]; ++i0) {
+        for (i1 = 0; i1 < dims[1]; ++i1) {
+            for (i2 = 0; i2 < dims[2]; ++i2) {
+                for (i3 = 0; i3 < dims[3]; ++i3) {
+                    const int32_t a = input1[i0 * strides1[0] + i1 * strides1[1] + i2 * strides1[2] + i3 * strides1[3]];
+                    const int32_t b = input2[i0 * strides2[0] + i1 * strides2[1] + i2 * strides2[2] + i3 * strides2[3]];
+                    *output++ = op(params, a, b);
                 }
             }
         }
