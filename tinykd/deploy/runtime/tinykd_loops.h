@@ -67,6 +67,21 @@ static inline void tk_depthwise_conv_2d_reference(const tk_conv_params *p, const
     }
 }
 
+/* One batch row of FULLY_CONNECTED: every output unit from one row of accum_depth inputs. */
+typedef void (*tk_fully_connected_row)(const tk_fully_connected_params *p, const int8_t *row, int8_t *out);
+
+/* The batch loop of FULLY_CONNECTED, shared by its variants. Each row sees a copy of the parameters,
+ * which writing the output cannot change (as far as the compiler knows, writing *p could). */
+static TK_ALWAYS_INLINE void tk_fully_connected_rows(const tk_fully_connected_params *p, const int8_t *input,
+                                                     int8_t *output, tk_fully_connected_row compute_row)
+{
+    const tk_fully_connected_params q = *p;
+    int b;
+    for (b = 0; b < q.batches; ++b) {
+        compute_row(&q, input + b * q.accum_depth, output + b * q.out_depth);
+    }
+}
+
 /* An element-wise op of two int8 inputs into one int8 output, given its layer's parameters. */
 typedef int8_t (*tk_binary_op)(const void *params, int32_t a, int32_t b);
 
