@@ -8,25 +8,19 @@ void tk_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
     int b, oy, ox, oc, ky, kx, ic;
     for (b = 0; b < p->batches; ++b) {
         for (oy = 0; oy < p->out_h; ++oy) {
+            const int y0 = oy * p->stride_h - p->pad_h;
+            const tk_range rows = tk_taps_inside(y0, p->dilation_h, p->k_h, p->in_h);
             for (ox = 0; ox < p->out_w; ++ox) {
-                const int y0 = oy * p->stride_h - p->pad_h;
                 const int x0 = ox * p->stride_w - p->pad_w;
+                const tk_range cols = tk_taps_inside(x0, p->dilation_w, p->k_w, p->in_w);
                 for (oc = 0; oc < p->out_c; ++oc) {
                     int32_t acc = 0;
-                    for (ky = 0; ky < p->k_h; ++ky) {
+                    for (ky = rows.begin; ky < rows.end; ++ky) {
                         const int y = y0 + ky * p->dilation_h;
-                        if (y < 0 || y >= p->in_h) {
-                            continue;
-                        }
-                        for (kx = 0; kx < p->k_w; ++kx) {
+                        for (kx = cols.begin; kx < cols.end; ++kx) {
                             const int x = x0 + kx * p->dilation_w;
-                            const int8_t *pixel;
-                            const int8_t *filter;
-                            if (x < 0 || x >= p->in_w) {
-                                continue;
-                            }
-                            pixel = input + ((b * p->in_h + y) * p->in_w + x) * p->in_c;
-                            filter = p->weights + ((oc * p->k_h + ky) * p->k_w + kx) * p->in_c;
+                            const int8_t *pixel = input + ((b * p->in_h + y) * p->in_w + x) * p->in_c;
+                            const int8_t *filter = p->weights + ((oc * p->k_h + ky) * p->k_w + kx) * p->in_c;
                             for (ic = 0; ic < p->in_c; ++ic) {
                                 acc += (int32_t)filter[ic] * ((int32_t)pixel[ic] + p->input_offset);
                             }

@@ -1,7 +1,7 @@
 /* CONV_2D for cores with Helium (MVE): the same sums and requantization as conv.c, in the same
- * order over output pixels and channels (so the same in-place rules hold). Each filter row's valid
- * taps are one dot product (tk_mve_dot) when they are contiguous (dilation 1 along x: the valid
- * kx range is in_c * taps consecutive bytes of both the input row and the filter row). */
+ * order over output pixels and channels (so the same in-place rules hold). Each filter row's taps
+ * inside the input are one dot product (tk_mve_dot) when they are contiguous (dilation 1 along x:
+ * in_c * taps consecutive bytes of both the input row and the filter row). */
 #include "tinykd_runtime.h"
 
 #if TK_KERNELS == TK_KERNELS_MVE
@@ -20,32 +20,22 @@ void tk_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
     for (b = 0; b < p->batches; ++b) {
         for (oy = 0; oy < p->out_h; ++oy) {
             const int y0 = oy * p->stride_h - p->pad_h;
+            const tk_range rows = tk_taps_inside(y0, dil_h, k_h, in_h);
             for (ox = 0; ox < p->out_w; ++ox) {
                 const int x0 = ox * p->stride_w - p->pad_w;
+                const tk_range cols = tk_taps_inside(x0, dil_w, k_w, in_w);
                 int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * out_c;
-                /* the valid taps along x: kx in [kx_lo, kx_hi) */
-                int kx_lo = 0, kx_hi = k_w;
-                while (kx_lo < k_w && x0 + kx_lo * dil_w < 0) {
-                    ++kx_lo;
-                }
-                while (kx_hi > kx_lo && x0 + (kx_hi - 1) * dil_w >= in_w) {
-                    --kx_hi;
-                }
+                const int x = x0 + cols.begin * dil_w; /* the first tap inside */
                 for (oc = 0; oc < out_c; ++oc) {
                     int32_t acc = bias ? bias[oc] : 0;
-                    if (kx_hi > kx_lo) {
-                        for (ky = 0; ky < k_h; ++ky) {
-                            const int y = y0 + ky * dil_h;
-                            const int8_t *pixel, *filter;
-                            if (y < 0 || y >= in_h) {
-                                continue;
-                            }
-                            pixel = input + ((b * in_h + y) * in_w + x0 + kx_lo * dil_w) * in_c;
-                            filter = weights + ((oc * k_h + ky) * k_w + kx_lo) * in_c;
+                    if (cols.end > cols.begin) {
+                        for (ky = rows.begin; ky < rows.end; ++ky) {
+                            const int8_t *pixel = input + ((b * in_h + y0 + ky * dil_h) * in_w + x) * in_c;
+                            const int8_t *filter = weights + ((oc * k_h + ky) * k_w + cols.begin) * in_c;
                             if (dil_w == 1) {
-                                acc = tk_mve_dot(pixel, filter, (kx_hi - kx_lo) * in_c, input_offset, acc);
+                                acc = tk_mve_dot(pixel, filter, (cols.end - cols.begin) * in_c, input_offset, acc);
                             } else {
-                                for (kx = kx_lo; kx < kx_hi; ++kx) {
+                                for (kx = cols.begin; kx < cols.end; ++kx) {
                                     acc = tk_mve_dot(pixel, filter, in_c, input_offset, acc);
                                     pixel += dil_w * in_c;
                                     filter += in_c;

@@ -13,20 +13,6 @@
 
 #include "tinykd_dsp.h"
 
-/* The range [begin, end) of filter indices k with 0 <= origin + k * dilation < size. */
-static void tk_taps_inside(int origin, int dilation, int taps, int size, int *begin, int *end)
-{
-    int k = 0;
-    while (k < taps && origin + k * dilation < 0) {
-        ++k;
-    }
-    *begin = k;
-    while (k < taps && origin + k * dilation < size) {
-        ++k;
-    }
-    *end = k;
-}
-
 void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
 {
     const uint32_t offset2 = tk_pair(p->input_offset);
@@ -37,20 +23,18 @@ void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *
         const int8_t *image = input + b * p->in_h * in_row;
         for (oy = 0; oy < p->out_h; ++oy) {
             const int y0 = oy * p->stride_h - p->pad_h;
-            int ky_begin, ky_end;
-            tk_taps_inside(y0, p->dilation_h, p->k_h, p->in_h, &ky_begin, &ky_end);
+            const tk_range rows = tk_taps_inside(y0, p->dilation_h, p->k_h, p->in_h);
             for (ox = 0; ox < p->out_w; ++ox) {
                 const int x0 = ox * p->stride_w - p->pad_w;
                 int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
-                int kx_begin, kx_end;
-                tk_taps_inside(x0, p->dilation_w, p->k_w, p->in_w, &kx_begin, &kx_end);
+                const tk_range cols = tk_taps_inside(x0, p->dilation_w, p->k_w, p->in_w);
                 for (c = 0; c < wide; c += 4) {
                     int32_t acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
-                    for (ky = ky_begin; ky < ky_end; ++ky) {
+                    for (ky = rows.begin; ky < rows.end; ++ky) {
                         const int8_t *x = image + (y0 + ky * p->dilation_h) * in_row +
-                                          (x0 + kx_begin * p->dilation_w) * p->in_c + c;
-                        const int8_t *w = p->weights + (ky * p->k_w + kx_begin) * p->out_c + c;
-                        for (kx = kx_begin; kx < kx_end; ++kx) {
+                                          (x0 + cols.begin * p->dilation_w) * p->in_c + c;
+                        const int8_t *w = p->weights + (ky * p->k_w + cols.begin) * p->out_c + c;
+                        for (kx = cols.begin; kx < cols.end; ++kx) {
                             const uint32_t xq = tk_read_quad(x), wq = tk_read_quad(w);
                             const uint32_t xe = tk_add_even(offset2, xq), xo = tk_add_odd(offset2, xq);
                             const uint32_t we = tk_even(wq), wo = tk_odd(wq);
@@ -80,11 +64,11 @@ void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *
                 for (c = wide; c < p->out_c; ++c) { /* output channel c reads input channel c / multiplier */
                     const int ic = c / p->depth_multiplier;
                     int32_t acc = p->bias ? p->bias[c] : 0;
-                    for (ky = ky_begin; ky < ky_end; ++ky) {
+                    for (ky = rows.begin; ky < rows.end; ++ky) {
                         const int8_t *x = image + (y0 + ky * p->dilation_h) * in_row +
-                                          (x0 + kx_begin * p->dilation_w) * p->in_c + ic;
-                        const int8_t *w = p->weights + (ky * p->k_w + kx_begin) * p->out_c + c;
-                        for (kx = kx_begin; kx < kx_end; ++kx) {
+                                          (x0 + cols.begin * p->dilation_w) * p->in_c + ic;
+                        const int8_t *w = p->weights + (ky * p->k_w + cols.begin) * p->out_c + c;
+                        for (kx = cols.begin; kx < cols.end; ++kx) {
                             acc += (int32_t)*w * ((int32_t)*x + p->input_offset);
                             x += tap_step;
                             w += p->out_c;

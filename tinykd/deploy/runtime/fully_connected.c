@@ -3,24 +3,25 @@
 
 #if TK_KERNELS == TK_KERNELS_PORTABLE
 
+static void row_by_unit(const tk_fully_connected_params *p, const int8_t *row, int8_t *out)
+{
+    int o, d;
+    for (o = 0; o < p->out_depth; ++o) {
+        const int8_t *weights = p->weights + o * p->accum_depth;
+        int32_t acc = 0;
+        for (d = 0; d < p->accum_depth; ++d) {
+            acc += (int32_t)weights[d] * ((int32_t)row[d] + p->input_offset);
+        }
+        if (p->bias) {
+            acc += p->bias[o];
+        }
+        out[o] = tk_requantize(acc, p->multiplier, p->shift, o, p->output_offset, p->act_min, p->act_max);
+    }
+}
+
 void tk_fully_connected(const tk_fully_connected_params *p, const int8_t *input, int8_t *output)
 {
-    int b, o, d;
-    for (b = 0; b < p->batches; ++b) {
-        const int8_t *row = input + b * p->accum_depth;
-        for (o = 0; o < p->out_depth; ++o) {
-            const int8_t *weights = p->weights + o * p->accum_depth;
-            int32_t acc = 0;
-            for (d = 0; d < p->accum_depth; ++d) {
-                acc += (int32_t)weights[d] * ((int32_t)row[d] + p->input_offset);
-            }
-            if (p->bias) {
-                acc += p->bias[o];
-            }
-            output[b * p->out_depth + o] = tk_requantize(acc, p->multiplier, p->shift, o, p->output_offset,
-                                                         p->act_min, p->act_max);
-        }
-    }
+    tk_fully_connected_rows(p, input, output, row_by_unit);
 }
 
 #endif /* TK_KERNELS == TK_KERNELS_PORTABLE */

@@ -6,29 +6,25 @@
 
 #include "tinykd_dsp.h"
 
-void tk_fully_connected(const tk_fully_connected_params *p, const int8_t *input, int8_t *output)
+static void row_in_pairs(const tk_fully_connected_params *p, const int8_t *row, int8_t *out)
 {
-    /* locals: the compiler cannot know that writing the output leaves *p unchanged */
     const int depth = p->accum_depth, units = p->out_depth;
-    const int32_t input_offset = p->input_offset, output_offset = p->output_offset;
-    const int32_t act_min = p->act_min, act_max = p->act_max;
-    const int8_t *const weights = p->weights;
-    const int32_t *const bias = p->bias, *const multiplier = p->multiplier, *const shift = p->shift;
-    int b, o;
-    for (b = 0; b < p->batches; ++b) {
-        const int8_t *row = input + b * depth;
-        int8_t *out = output + b * units;
-        for (o = 0; o < units; o += 2) {
-            const int pair = o + 1 < units;
-            int32_t acc0 = bias ? bias[o] : 0;
-            int32_t acc1 = bias && pair ? bias[o + 1] : 0;
-            tk_dot2(row, weights + o * depth, pair ? depth : 0, depth, input_offset, &acc0, &acc1);
-            out[o] = tk_requantize(acc0, multiplier, shift, o, output_offset, act_min, act_max);
-            if (pair) {
-                out[o + 1] = tk_requantize(acc1, multiplier, shift, o + 1, output_offset, act_min, act_max);
-            }
+    int o;
+    for (o = 0; o < units; o += 2) {
+        const int pair = o + 1 < units;
+        int32_t acc0 = p->bias ? p->bias[o] : 0;
+        int32_t acc1 = p->bias && pair ? p->bias[o + 1] : 0;
+        tk_dot2(row, p->weights + o * depth, pair ? depth : 0, depth, p->input_offset, &acc0, &acc1);
+        out[o] = tk_requantize(acc0, p->multiplier, p->shift, o, p->output_offset, p->act_min, p->act_max);
+        if (pair) {
+            out[o + 1] = tk_requantize(acc1, p->multiplier, p->shift, o + 1, p->output_offset, p->act_min, p->act_max);
         }
     }
+}
+
+void tk_fully_connected(const tk_fully_connected_params *p, const int8_t *input, int8_t *output)
+{
+    tk_fully_connected_rows(p, input, output, row_in_pairs);
 }
 
 #endif /* TK_KERNELS == TK_KERNELS_DSP */

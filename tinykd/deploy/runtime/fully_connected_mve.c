@@ -6,23 +6,19 @@
 
 #include "tinykd_mve.h"
 
+static void row_by_unit(const tk_fully_connected_params *p, const int8_t *row, int8_t *out)
+{
+    const int depth = p->accum_depth;
+    int o;
+    for (o = 0; o < p->out_depth; ++o) {
+        const int32_t acc = tk_mve_dot(row, p->weights + o * depth, depth, p->input_offset, p->bias ? p->bias[o] : 0);
+        out[o] = tk_requantize(acc, p->multiplier, p->shift, o, p->output_offset, p->act_min, p->act_max);
+    }
+}
+
 void tk_fully_connected(const tk_fully_connected_params *p, const int8_t *input, int8_t *output)
 {
-    /* locals: the compiler cannot know that writing the output leaves *p unchanged */
-    const int depth = p->accum_depth, units = p->out_depth;
-    const int32_t input_offset = p->input_offset, output_offset = p->output_offset;
-    const int32_t act_min = p->act_min, act_max = p->act_max;
-    const int8_t *const weights = p->weights;
-    const int32_t *const bias = p->bias, *const multiplier = p->multiplier, *const shift = p->shift;
-    int b, o;
-    for (b = 0; b < p->batches; ++b) {
-        const int8_t *row = input + b * depth;
-        int8_t *out = output + b * units;
-        for (o = 0; o < units; ++o) {
-            const int32_t acc = tk_mve_dot(row, weights + o * depth, depth, input_offset, bias ? bias[o] : 0);
-            out[o] = tk_requantize(acc, multiplier, shift, o, output_offset, act_min, act_max);
-        }
-    }
+    tk_fully_connected_rows(p, input, output, row_by_unit);
 }
 
 #endif /* TK_KERNELS == TK_KERNELS_MVE */

@@ -1,30 +1,31 @@
 /* MAX_POOL_2D and AVERAGE_POOL_2D over the window's part inside the input. */
 #include "tinykd_runtime.h"
 
-typedef int32_t (*pool_window)(const tk_pool_params *p, const int8_t *input, int b, int y0, int x0, int c);
+/* One channel of a window's part inside the input, `rows` by `cols` pixels from input[first] (that
+ * channel of the part's first pixel): its maximum or its rounded average. */
+typedef int32_t (*pool_window)(const tk_pool_params *p, const int8_t *input, int first, int rows, int cols);
 
-static int32_t window_max(const tk_pool_params *p, const int8_t *input, int b, int y0, int x0, int c)
+static int32_t window_max(const tk_pool_params *p, const int8_t *input, int first, int rows, int cols)
 {
     int32_t best = INT8_MIN;
     int y, x;
-    for (y = y0 < 0 ? 0 : y0; y < y0 + p->k_h && y < p->in_h; ++y) {
-        for (x = x0 < 0 ? 0 : x0; x < x0 + p->k_w && x < p->in_w; ++x) {
-            const int32_t value = input[((b * p->in_h + y) * p->in_w + x) * p->channels + c];
+    for (y = 0; y < rows; ++y) {
+        for (x = 0; x < cols; ++x) {
+            const int32_t value = input[first + (y * p->in_w + x) * p->channels];
             best = value > best ? value : best;
         }
     }
     return best;
 }
 
-static int32_t window_average(const tk_pool_params *p, const int8_t *input, int b, int y0, int x0, int c)
+static int32_t window_average(const tk_pool_params *p, const int8_t *input, int first, int rows, int cols)
 {
+    const int32_t count = rows * cols;
     int32_t sum = 0;
-    int32_t count = 0;
     int y, x;
-    for (y = y0 < 0 ? 0 : y0; y < y0 + p->k_h && y < p->in_h; ++y) {
-        for (x = x0 < 0 ? 0 : x0; x < x0 + p->k_w && x < p->in_w; ++x) {
-            sum += input[((b * p->in_h + y) * p->in_w + x) * p->channels + c];
-            ++count;
+    for (y = 0; y < rows; ++y) {
+        for (x = 0; x < cols; ++x) {
+            sum += input[first + (y * p->in_w + x) * p->channels];
         }
     }
     if (count == 0) {
@@ -39,12 +40,16 @@ static void pool(const tk_pool_params *p, const int8_t *input, int8_t *output, p
     int b, oy, ox, c;
     for (b = 0; b < p->batches; ++b) {
         for (oy = 0; oy < p->out_h; ++oy) {
+            const int y0 = oy * p->stride_h - p->pad_h;
+            const tk_range rows = tk_taps_inside(y0, 1, p->k_h, p->in_h);
             for (ox = 0; ox < p->out_w; ++ox) {
-                const int y0 = oy * p->stride_h - p->pad_h;
                 const int x0 = ox * p->stride_w - p->pad_w;
+                const tk_range cols = tk_taps_inside(x0, 1, p->k_w, p->in_w);
+                const int first = ((b * p->in_h + y0 + rows.begin) * p->in_w + x0 + cols.begin) * p->channels;
+                const int height = rows.end - rows.begin, width = cols.end - cols.begin;
                 for (c = 0; c < p->channels; ++c) {
                     output[((b * p->out_h + oy) * p->out_w + ox) * p->channels + c] =
-                        (int8_t)tk_clamp(window(p, input, b, y0, x0, c), p->act_min, p->act_max);
+                        (int8_t)tk_clamp(window(p, input, first + c, height, width), p->act_min, p->act_max);
                 }
             }
         }

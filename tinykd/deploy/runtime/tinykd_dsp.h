@@ -22,6 +22,18 @@ static inline uint32_t tk_read_quad(const int8_t *p)
     return word;
 }
 
+/* Two int16 at any alignment as one pair, the first in the low half; and the reverse. */
+static inline uint32_t tk_read_pair(const int16_t *p)
+{
+    uint32_t word;
+    memcpy(&word, p, sizeof word);
+    return word;
+}
+static inline void tk_write_pair(int16_t *p, uint32_t pair)
+{
+    memcpy(p, &pair, sizeof pair);
+}
+
 /* Both int16 halves set to v. */
 static inline uint32_t tk_pair(int32_t v)
 {
@@ -126,6 +138,17 @@ static inline int32_t tk_mac_high(uint32_t a, uint32_t b, int32_t acc)
 
 #endif
 
+/* Adds to *sum0 and *sum1 four products each: of the int8 weights in the words w0 and w1 with four values
+ * given as the pairs `even` (values 0 and 2) and `odd` (1 and 3), as tk_add_even / tk_add_odd widen them. */
+static TK_ALWAYS_INLINE void tk_dual_mac4(uint32_t w0, uint32_t w1, uint32_t even, uint32_t odd, int32_t *sum0,
+                                          int32_t *sum1)
+{
+    *sum0 = tk_dual_mac(tk_even(w0), even, *sum0);
+    *sum0 = tk_dual_mac(tk_odd(w0), odd, *sum0);
+    *sum1 = tk_dual_mac(tk_even(w1), even, *sum1);
+    *sum1 = tk_dual_mac(tk_odd(w1), odd, *sum1);
+}
+
 /* Adds to *acc0 and *acc1 the dot products of n int8 values x[i] + offset with two rows of n int8
  * weights, w[i] and w[other + i] (other = 0 computes one row twice). Four values per step: the inputs
  * are widened once with the offset added (offset2 = tk_pair(offset)) and shared by both rows. */
@@ -135,12 +158,9 @@ static inline void tk_dot2(const int8_t *x, const int8_t *w, int other, int n, i
     const uint32_t offset2 = tk_pair(offset);
     int32_t sum0 = *acc0, sum1 = *acc1;
     for (; n >= 4; n -= 4) {
-        const uint32_t xq = tk_read_quad(x), w0 = tk_read_quad(w), w1 = tk_read_quad(w + other);
-        const uint32_t xe = tk_add_even(offset2, xq), xo = tk_add_odd(offset2, xq);
-        sum0 = tk_dual_mac(tk_even(w0), xe, sum0);
-        sum0 = tk_dual_mac(tk_odd(w0), xo, sum0);
-        sum1 = tk_dual_mac(tk_even(w1), xe, sum1);
-        sum1 = tk_dual_mac(tk_odd(w1), xo, sum1);
+        const uint32_t xq = tk_read_quad(x);
+        tk_dual_mac4(tk_read_quad(w), tk_read_quad(w + other), tk_add_even(offset2, xq), tk_add_odd(offset2, xq),
+                     &sum0, &sum1);
         x += 4;
         w += 4;
     }
@@ -228,13 +248,5 @@ static inline int tk_rq_table(tk_rq *table, const int32_t *bias, const int32_t *
     }
     return fast;
 }
-
-#if defined(__GNUC__)
-#define TK_ALWAYS_INLINE inline __attribute__((always_inline))
-#define TK_NOINLINE __attribute__((noinline))
-#else
-#define TK_ALWAYS_INLINE inline
-#define TK_NOINLINE
-#endif
 
 #endif /* TINYKD_DSP_H_ */
