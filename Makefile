@@ -25,7 +25,7 @@ demo: setup system-packages
 	$(VENV)/bin/tinykd run
 
 test: setup system-packages
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n auto
 
 clean:
 	rm -rf $(VENV) runs build .pytest_cache

@@ -14,6 +14,7 @@ first use from the package index and kept under the cache folder.
 from __future__ import annotations
 
 import ast
+import logging
 import os
 import re
 import resource
@@ -71,7 +72,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tinykd"
 
 
-def python_for(version: str, progress=print) -> str:
+def python_for(version: str) -> str:
     """The Python that runs tflite-micro `version`: tinykd's own for the installed one, else that
     version's environment, created once (pip, from the package index) and reused."""
     from tinykd.core.errors import TinykdError
@@ -82,8 +83,8 @@ def python_for(version: str, progress=print) -> str:
     python = home / "bin" / "python"
     if python.is_file():
         return str(python)
-    progress(f"tinykd: creating an environment for TFLM {version} in {home} (once; pip install "
-             f"tflite-micro=={version} '{OLD_NUMPY}')")
+    logging.getLogger(__name__).info(f"creating an environment for TFLM {version} in {home} (once, a few "
+                                     f"minutes; pip install tflite-micro=={version} '{OLD_NUMPY}')")
     home.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=home.parent))
     try:

@@ -82,11 +82,13 @@ def build_firmware(bundle_c_dir: str | Path, board: Board, out_dir: str | Path, 
     options, product = _cmake_options(bundle_c_dir, board, out_dir, target)
     result = out_dir / product
     cached = _cache_folder(bundle_c_dir, options) / product
-    if cached.is_file():
-        log.debug("firmware for %s (%s) from the cache: %s", board.name, target, cached)
+    try:
         os.utime(cached.parent)  # recently used: pruned last
         _copy(cached, result)
+        log.debug("firmware for %s (%s) from the cache: %s", board.name, target, cached)
         return result
+    except FileNotFoundError:  # not built yet, or pruned meanwhile by another tinykd
+        pass
     build_dir = out_dir / "cmake-build"
     shutil.rmtree(build_dir, ignore_errors=True)
     configure = ["cmake", "-S", str(FIRMWARE_DIR), "-B", str(build_dir)] + [f"-D{k}={v}" for k, v in options.items()]
