@@ -166,3 +166,13 @@ def test_bundle_header_and_manifest_carry_both_arenas(zoo):
     assert f"constexpr size_t kTensorArenaSizeCmsisNn = {arena['cmsis_nn']['target_bytes']};" in header
     assert arena["cmsis_nn"]["target_bytes"] > arena["target_bytes"] == dict(bundle.fits["tflm"].ram)["tensor arena"]
     assert arena["cmsis_nn"]["isa"] == "dsp" and set(arena["tflm_versions"]) == {"latest", "riot", "zephyr"}
+
+
+def test_a_measured_arena_is_kept_so_the_same_model_is_bisected_once(zoo, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYKD_CACHE", str(tmp_path))
+    measured = measure_arena(zoo["mlp"])
+    kept = list((tmp_path / "arena").iterdir())
+    assert len(kept) == 1 and int(kept[0].read_text()) == measured
+    kept[0].write_text(str(measured + 8))  # what a second call answers comes from the cache, not a bisection
+    assert measure_arena(zoo["mlp"]) == measured + 8
+    assert measure_arena(zoo["plain_conv"]) != measured + 8 and len(list((tmp_path / "arena").iterdir())) == 2

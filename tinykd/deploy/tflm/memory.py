@@ -19,12 +19,15 @@ Python TFLM interpreter, which needs a few hundred bytes more than a plain build
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from tinykd.core.artifacts import write_bytes
 from tinykd.core.errors import TinykdError
 from tinykd.deploy.ops import SPECS
 from tinykd.deploy.ops.spec import fetch
@@ -466,8 +469,17 @@ def measure_arena(path, start: int = 0, timeout: float = 600) -> int:
     """The smallest arena_size the host TFLM interpreter accepts for the model at `path` (64-bit host).
 
     Bisects in a separate worker that forks one child per trial, because too-small arenas can crash
-    or hang that interpreter.
+    or hang that interpreter. The answer is kept in the cache folder under a hash of the model, the
+    probe's code and the TFLM version, so the same model is bisected once.
     """
+    from tinykd.tflite import tflm_probe
+    from tinykd.tflite.tflm_host import cache_dir, installed_version
+
+    probe = Path(tflm_probe.__file__).read_bytes()
+    key = hashlib.sha256(Path(path).read_bytes() + probe + installed_version().encode()).hexdigest()
+    cached = cache_dir() / "arena" / f"{key[:32]}.txt"
+    if cached.is_file():
+        return int(cached.read_text())
     command = [sys.executable, "-m", "tinykd.tflite.tflm_probe", str(path)] + ([str(start)] if start else [])
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     try:
@@ -477,4 +489,5 @@ def measure_arena(path, start: int = 0, timeout: float = 600) -> int:
     if result.returncode != 0:
         reason = result.stderr.strip().splitlines()[-1:] or [f"exit code {result.returncode}"]
         raise TinykdError(f"{path}: the TFLM interpreter accepts no arena: {reason[0]}")
+    write_bytes(cached, result.stdout.strip().encode())
     return int(result.stdout.strip())
