@@ -55,7 +55,7 @@ def stage_settings(config: PipelineConfig, sources: list[Path], section: str | N
     """What a model depends on: the data, the seed, one pipeline-file section and the models it is made from."""
     data = dataclasses.asdict(config.data) | {"image_size": list(config.data.size)}
     settings = {"data": data, "seed": config.seed,
-                "sources": {str(path): hashlib.sha256(path.read_bytes()).hexdigest() for path in sources}}
+                "sources": {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sources}}
     if section:
         values = dataclasses.asdict(getattr(config, section))
         settings[section] = {k: v for k, v in values.items() if k not in ("kd", "baseline")}  # not the model's
