@@ -14,6 +14,8 @@
  *    channels widened at a time;
  *  - otherwise, a paired patch built tap by tap (at most TK_CONV_PATCH taps), or per filter row the
  *    taps inside the input as one contiguous run of the input and of the filter (tk_dot2).
+ * The paired patch paths take two output pixels at a time, two patches, so that each word of weights
+ * is loaded and widened once for both pixels (2 channels x 2 pixels of sums in registers).
  * Stack: the block's tk_rq table (24 * TK_RQ_BLOCK bytes) and the patch (and widened weights).
  */
 #include "tinykd_runtime.h"
@@ -23,7 +25,7 @@
 #include "tinykd_dsp.h"
 
 #ifndef TK_CONV_PATCH
-#define TK_CONV_PATCH 256 /* taps: 512 bytes of stack */
+#define TK_CONV_PATCH 256 /* taps of one patch: two patches, 1 KB of stack */
 #endif
 #ifndef TK_CONV_WIDE
 #define TK_CONV_WIDE 128 /* words of widened weights: 512 bytes of stack */
@@ -154,6 +156,17 @@ static TK_NOINLINE void tk_conv_patch_paired(const tk_conv_shape *s, const int8_
     tk_conv_patch(s, image, y0, x0, patch, TK_PAIRED);
 }
 
+/* A paired patch, four taps at a time (inline) or tap by tap (out of line). */
+static TK_ALWAYS_INLINE void tk_conv_patch_of(const tk_conv_shape *s, const int8_t *image, int y0, int x0,
+                                              int16_t *patch, const int layout)
+{
+    if (layout == TK_PAIRED) {
+        tk_conv_patch_paired(s, image, y0, x0, patch);
+    } else {
+        tk_conv_patch(s, image, y0, x0, patch, layout);
+    }
+}
+
 /* ---- one output pixel's channels [c0, c0 + n) ------------------------------------------------------ */
 
 /* From the patch in tap order and the block's widened weights (pairs per channel, tap pairs). */
@@ -183,35 +196,57 @@ static TK_ALWAYS_INLINE void tk_conv_from_wide(const tk_conv_shape *s, const uin
     }
 }
 
-/* From the paired patch (with `tail` 0, the filter's taps are a multiple of 4). */
+/* From the paired patches of `pixels` (1 or 2) consecutive output pixels, the second's at patch +
+ * TK_CONV_PATCH (with `tail` 0, the filter's taps are a multiple of 4): each pair of widened weights
+ * serves both pixels. */
 static TK_ALWAYS_INLINE void tk_conv_from_patch(const tk_conv_shape *s, const int8_t *weights, const int16_t *patch,
                                                 int8_t *out, int c0, int n, const tk_rq *rq, const int fast,
-                                                const int tail)
+                                                const int tail, const int pixels)
 {
-    const int filter = s->filter;
+    const int filter = s->filter, out_c = s->out_c;
     int c;
     for (c = 0; c < n; c += 2) {
         /* an odd last channel runs its own weights twice and keeps one sum */
         const int other = c + 1 < n ? filter : 0;
         const int8_t *w = weights + (c0 + c) * filter;
         const int16_t *x = patch;
-        int32_t sum0 = rq[c].bias, sum1 = other ? rq[c + 1].bias : 0;
+        int32_t sum0 = rq[c].bias, sum1 = other ? rq[c + 1].bias : 0, next0 = sum0, next1 = sum1;
         int k;
         for (k = filter; k >= 4; k -= 4) {
-            tk_dual_mac4(tk_read_quad(w), tk_read_quad(w + other), tk_read_pair(x), tk_read_pair(x + 2), &sum0,
-                         &sum1);
+            const uint32_t w0 = tk_read_quad(w), w1 = tk_read_quad(w + other);
+            const uint32_t even0 = tk_even(w0), odd0 = tk_odd(w0), even1 = tk_even(w1), odd1 = tk_odd(w1);
+            uint32_t even = tk_read_pair(x), odd = tk_read_pair(x + 2);
+            sum0 = tk_dual_mac(odd0, odd, tk_dual_mac(even0, even, sum0));
+            sum1 = tk_dual_mac(odd1, odd, tk_dual_mac(even1, even, sum1));
+            if (pixels == 2) {
+                even = tk_read_pair(x + TK_CONV_PATCH);
+                odd = tk_read_pair(x + TK_CONV_PATCH + 2);
+                next0 = tk_dual_mac(odd0, odd, tk_dual_mac(even0, even, next0));
+                next1 = tk_dual_mac(odd1, odd, tk_dual_mac(even1, even, next1));
+            }
             x += 4;
             w += 4;
         }
         for (; tail && k > 0; --k) {
-            sum0 += (int32_t)w[0] * *x;
-            sum1 += (int32_t)w[other] * *x;
+            sum0 += (int32_t)w[0] * x[0];
+            sum1 += (int32_t)w[other] * x[0];
+            if (pixels == 2) {
+                next0 += (int32_t)w[0] * x[TK_CONV_PATCH];
+                next1 += (int32_t)w[other] * x[TK_CONV_PATCH];
+            }
             ++x;
             ++w;
         }
         out[c] = tk_rq_output(&rq[c], sum0, fast, s->output_offset, s->act_min, s->act_max);
         if (other) {
             out[c + 1] = tk_rq_output(&rq[c + 1], sum1, fast, s->output_offset, s->act_min, s->act_max);
+        }
+        if (pixels == 2) {
+            out[out_c + c] = tk_rq_output(&rq[c], next0, fast, s->output_offset, s->act_min, s->act_max);
+            if (other) {
+                out[out_c + c + 1] = tk_rq_output(&rq[c + 1], next1, fast, s->output_offset, s->act_min,
+                                                  s->act_max);
+            }
         }
     }
 }
@@ -256,35 +291,45 @@ static TK_ALWAYS_INLINE void tk_conv_from_input(const tk_conv_shape *s, const in
 
 enum { TK_PATH_WIDE, TK_PATH_QUADS, TK_PATH_GENERAL };
 
-/* Every output pixel's channels [c0, c0 + n). */
+/* Where output pixel i of an image has its filter's top-left tap. */
+static inline void tk_conv_origin(const tk_conv_shape *s, int i, int *y0, int *x0)
+{
+    *y0 = i / s->out_w * s->stride_h - s->pad_h;
+    *x0 = i % s->out_w * s->stride_w - s->pad_w;
+}
+
+/* Every output pixel's channels [c0, c0 + n). The paired patch paths take two pixels at a time: both
+ * windows are read before either pixel's outputs are written. */
 static TK_ALWAYS_INLINE void tk_conv_pixels(const tk_conv_shape *s, int batches, const int8_t *weights,
                                             const uint32_t *wide, const int8_t *input, int8_t *output, int c0,
                                             int n, const tk_rq *rq, int16_t *patch, const int path,
                                             const int fast)
 {
-    const int use_patch = s->filter <= TK_CONV_PATCH;
-    int b, oy, ox;
+    const int use_patch = s->filter <= TK_CONV_PATCH, pixels = s->out_h * s->out_w;
+    const int layout = path == TK_PATH_QUADS ? TK_PAIRED_QUADS : TK_PAIRED, tail = path != TK_PATH_QUADS;
+    int b, i, y0, x0, y1, x1;
     int8_t *out = output + c0;
     for (b = 0; b < batches; ++b) {
         const int8_t *image = input + b * s->in_h * s->in_w * s->in_c;
-        for (oy = 0; oy < s->out_h; ++oy) {
-            const int y0 = oy * s->stride_h - s->pad_h;
-            for (ox = 0; ox < s->out_w; ++ox) {
-                const int x0 = ox * s->stride_w - s->pad_w;
-                if (path == TK_PATH_WIDE) {
-                    tk_conv_patch(s, image, y0, x0, patch, TK_IN_ORDER);
-                    tk_conv_from_wide(s, wide, patch, out, n, rq, fast);
-                } else if (path == TK_PATH_QUADS) {
-                    tk_conv_patch(s, image, y0, x0, patch, TK_PAIRED_QUADS);
-                    tk_conv_from_patch(s, weights, patch, out, c0, n, rq, fast, 0);
-                } else if (use_patch) {
-                    tk_conv_patch_paired(s, image, y0, x0, patch);
-                    tk_conv_from_patch(s, weights, patch, out, c0, n, rq, fast, 1);
-                } else {
-                    tk_conv_from_input(s, weights, image, y0, x0, out, c0, n, rq, fast);
-                }
+        for (i = 0; i < pixels; ++i) {
+            tk_conv_origin(s, i, &y0, &x0);
+            if (path == TK_PATH_WIDE) {
+                tk_conv_patch(s, image, y0, x0, patch, TK_IN_ORDER);
+                tk_conv_from_wide(s, wide, patch, out, n, rq, fast);
+            } else if (use_patch && i + 1 < pixels) {
+                tk_conv_origin(s, i + 1, &y1, &x1);
+                tk_conv_patch_of(s, image, y0, x0, patch, layout);
+                tk_conv_patch_of(s, image, y1, x1, patch + TK_CONV_PATCH, layout);
+                tk_conv_from_patch(s, weights, patch, out, c0, n, rq, fast, tail, 2);
                 out += s->out_c;
+                ++i;
+            } else if (use_patch) {
+                tk_conv_patch_of(s, image, y0, x0, patch, layout);
+                tk_conv_from_patch(s, weights, patch, out, c0, n, rq, fast, tail, 1);
+            } else {
+                tk_conv_from_input(s, weights, image, y0, x0, out, c0, n, rq, fast);
             }
+            out += s->out_c;
         }
     }
 }
@@ -324,14 +369,14 @@ static TK_NOINLINE void tk_conv_wide(const tk_conv_params *p, const tk_conv_shap
 static TK_NOINLINE void tk_conv_quads(const tk_conv_params *p, const tk_conv_shape *s, const int8_t *input,
                                       int8_t *output, int c0, int n)
 {
-    int16_t patch[TK_CONV_PATCH];
+    int16_t patch[2 * TK_CONV_PATCH];
     tk_conv_block(p, s, NULL, input, output, c0, n, patch, TK_PATH_QUADS);
 }
 
 static TK_NOINLINE void tk_conv_general(const tk_conv_params *p, const tk_conv_shape *s, const int8_t *input,
                                         int8_t *output, int c0, int n)
 {
-    int16_t patch[TK_CONV_PATCH];
+    int16_t patch[2 * TK_CONV_PATCH];
     tk_conv_block(p, s, NULL, input, output, c0, n, patch, TK_PATH_GENERAL);
 }
 

@@ -5,7 +5,8 @@
  * four weights (the 1HWO filter keeps a tap's channels contiguous), widened into 16-bit halves (the
  * input offset added on the way) and multiplied half by half into four sums. Other channels, and every
  * channel with a depth multiplier above 1, go through the taps one by one. The taps inside the input
- * are found once per output pixel, so the padding border needs no test inside the loops.
+ * are found once per output pixel, so the padding border needs no test inside the loops. The
+ * parameters are copied to a local (writing the output could alias *p as far as the compiler knows).
  */
 #include "tinykd_runtime.h"
 
@@ -13,8 +14,15 @@
 
 #include "tinykd_dsp.h"
 
-void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
+/* Output channel c's int8 from its sum. */
+static inline int8_t tk_depthwise_output(const tk_conv_params *p, int32_t acc, int c)
 {
+    return tk_requantize_dsp(acc, p->multiplier[c], p->shift[c], p->output_offset, p->act_min, p->act_max);
+}
+
+void tk_depthwise_conv_2d(const tk_conv_params *params, const int8_t *input, int8_t *output)
+{
+    const tk_conv_params copy = *params, *p = &copy;
     const uint32_t offset2 = tk_pair(p->input_offset);
     const int in_row = p->in_w * p->in_c, tap_step = p->dilation_w * p->in_c;
     const int wide = p->depth_multiplier == 1 ? p->in_c / 4 * 4 : 0; /* channels done four at a time */
@@ -52,14 +60,10 @@ void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *
                         acc2 += p->bias[c + 2];
                         acc3 += p->bias[c + 3];
                     }
-                    out[c] = tk_requantize(acc0, p->multiplier, p->shift, c, p->output_offset, p->act_min,
-                                           p->act_max);
-                    out[c + 1] = tk_requantize(acc1, p->multiplier, p->shift, c + 1, p->output_offset,
-                                               p->act_min, p->act_max);
-                    out[c + 2] = tk_requantize(acc2, p->multiplier, p->shift, c + 2, p->output_offset,
-                                               p->act_min, p->act_max);
-                    out[c + 3] = tk_requantize(acc3, p->multiplier, p->shift, c + 3, p->output_offset,
-                                               p->act_min, p->act_max);
+                    out[c] = tk_depthwise_output(p, acc0, c);
+                    out[c + 1] = tk_depthwise_output(p, acc1, c + 1);
+                    out[c + 2] = tk_depthwise_output(p, acc2, c + 2);
+                    out[c + 3] = tk_depthwise_output(p, acc3, c + 3);
                 }
                 for (c = wide; c < p->out_c; ++c) { /* output channel c reads input channel c / multiplier */
                     const int ic = c / p->depth_multiplier;
@@ -74,8 +78,7 @@ void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *
                             w += p->out_c;
                         }
                     }
-                    out[c] = tk_requantize(acc, p->multiplier, p->shift, c, p->output_offset, p->act_min,
-                                           p->act_max);
+                    out[c] = tk_depthwise_output(p, acc, c);
                 }
             }
         }
