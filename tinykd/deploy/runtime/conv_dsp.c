@@ -14,8 +14,9 @@
  *    channels widened at a time;
  *  - otherwise, a paired patch built tap by tap (at most TK_CONV_PATCH taps), or per filter row the
  *    taps inside the input as one contiguous run of the input and of the filter (tk_dot2).
- * The paired patch paths take two output pixels at a time, two patches, so that each word of weights
- * is loaded and widened once for both pixels (2 channels x 2 pixels of sums in registers).
+ * The paired patch paths take two output pixels at a time where two patches fit in TK_CONV_PATCH taps,
+ * so that each word of weights is loaded and widened once for both pixels (2 channels x 2 pixels of
+ * sums in registers).
  * Stack: the block's tk_rq table (24 * TK_RQ_BLOCK bytes) and the patch (and widened weights).
  */
 #include "tinykd_runtime.h"
@@ -25,8 +26,9 @@
 #include "tinykd_dsp.h"
 
 #ifndef TK_CONV_PATCH
-#define TK_CONV_PATCH 256 /* taps of one patch: two patches, 1 KB of stack */
+#define TK_CONV_PATCH 576 /* taps of patches: 1152 bytes of stack */
 #endif
+#define TK_CONV_SECOND (TK_CONV_PATCH / 2 & ~3) /* where a second patch starts */
 #ifndef TK_CONV_WIDE
 #define TK_CONV_WIDE 128 /* words of widened weights: 512 bytes of stack */
 #endif
@@ -197,7 +199,7 @@ static TK_ALWAYS_INLINE void tk_conv_from_wide(const tk_conv_shape *s, const uin
 }
 
 /* From the paired patches of `pixels` (1 or 2) consecutive output pixels, the second's at patch +
- * TK_CONV_PATCH (with `tail` 0, the filter's taps are a multiple of 4): each pair of widened weights
+ * TK_CONV_SECOND (with `tail` 0, the filter's taps are a multiple of 4): each pair of widened weights
  * serves both pixels. */
 static TK_ALWAYS_INLINE void tk_conv_from_patch(const tk_conv_shape *s, const int8_t *weights, const int16_t *patch,
                                                 int8_t *out, int c0, int n, const tk_rq *rq, const int fast,
@@ -219,8 +221,8 @@ static TK_ALWAYS_INLINE void tk_conv_from_patch(const tk_conv_shape *s, const in
             sum0 = tk_dual_mac(odd0, odd, tk_dual_mac(even0, even, sum0));
             sum1 = tk_dual_mac(odd1, odd, tk_dual_mac(even1, even, sum1));
             if (pixels == 2) {
-                even = tk_read_pair(x + TK_CONV_PATCH);
-                odd = tk_read_pair(x + TK_CONV_PATCH + 2);
+                even = tk_read_pair(x + TK_CONV_SECOND);
+                odd = tk_read_pair(x + TK_CONV_SECOND + 2);
                 next0 = tk_dual_mac(odd0, odd, tk_dual_mac(even0, even, next0));
                 next1 = tk_dual_mac(odd1, odd, tk_dual_mac(even1, even, next1));
             }
@@ -231,8 +233,8 @@ static TK_ALWAYS_INLINE void tk_conv_from_patch(const tk_conv_shape *s, const in
             sum0 += (int32_t)w[0] * x[0];
             sum1 += (int32_t)w[other] * x[0];
             if (pixels == 2) {
-                next0 += (int32_t)w[0] * x[TK_CONV_PATCH];
-                next1 += (int32_t)w[other] * x[TK_CONV_PATCH];
+                next0 += (int32_t)w[0] * x[TK_CONV_SECOND];
+                next1 += (int32_t)w[other] * x[TK_CONV_SECOND];
             }
             ++x;
             ++w;
@@ -305,7 +307,8 @@ static TK_ALWAYS_INLINE void tk_conv_pixels(const tk_conv_shape *s, int batches,
                                             int n, const tk_rq *rq, int16_t *patch, const int path,
                                             const int fast)
 {
-    const int use_patch = s->filter <= TK_CONV_PATCH, pixels = s->out_h * s->out_w;
+    const int use_patch = s->filter <= TK_CONV_PATCH, pairs = s->filter <= TK_CONV_SECOND;
+    const int pixels = s->out_h * s->out_w;
     const int layout = path == TK_PATH_QUADS ? TK_PAIRED_QUADS : TK_PAIRED, tail = path != TK_PATH_QUADS;
     int b, i, y0, x0, y1, x1;
     int8_t *out = output + c0;
@@ -316,10 +319,10 @@ static TK_ALWAYS_INLINE void tk_conv_pixels(const tk_conv_shape *s, int batches,
             if (path == TK_PATH_WIDE) {
                 tk_conv_patch(s, image, y0, x0, patch, TK_IN_ORDER);
                 tk_conv_from_wide(s, wide, patch, out, n, rq, fast);
-            } else if (use_patch && i + 1 < pixels) {
+            } else if (pairs && i + 1 < pixels) {
                 tk_conv_origin(s, i + 1, &y1, &x1);
                 tk_conv_patch_of(s, image, y0, x0, patch, layout);
-                tk_conv_patch_of(s, image, y1, x1, patch + TK_CONV_PATCH, layout);
+                tk_conv_patch_of(s, image, y1, x1, patch + TK_CONV_SECOND, layout);
                 tk_conv_from_patch(s, weights, patch, out, c0, n, rq, fast, tail, 2);
                 out += s->out_c;
                 ++i;
@@ -369,14 +372,14 @@ static TK_NOINLINE void tk_conv_wide(const tk_conv_params *p, const tk_conv_shap
 static TK_NOINLINE void tk_conv_quads(const tk_conv_params *p, const tk_conv_shape *s, const int8_t *input,
                                       int8_t *output, int c0, int n)
 {
-    int16_t patch[2 * TK_CONV_PATCH];
+    int16_t patch[TK_CONV_PATCH];
     tk_conv_block(p, s, NULL, input, output, c0, n, patch, TK_PATH_QUADS);
 }
 
 static TK_NOINLINE void tk_conv_general(const tk_conv_params *p, const tk_conv_shape *s, const int8_t *input,
                                         int8_t *output, int c0, int n)
 {
-    int16_t patch[2 * TK_CONV_PATCH];
+    int16_t patch[TK_CONV_PATCH];
     tk_conv_block(p, s, NULL, input, output, c0, n, patch, TK_PATH_GENERAL);
 }
 
