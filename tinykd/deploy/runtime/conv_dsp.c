@@ -75,14 +75,9 @@ static inline int tk_all_inside(const tk_conv_shape *s, int y0, int x0)
 /* ---- the patch ------------------------------------------------------------------------------------ */
 
 /* How a patch holds the taps: in order, or paired (in each group of four taps the order 0, 2, 1, 3, a
- * tail short of four in order), written tap by tap or, with in_c a multiple of 4, four taps at a time. */
+ * tail short of four in order), built in order and then reordered or, with in_c a multiple of 4, written
+ * four taps at a time. */
 enum { TK_IN_ORDER, TK_PAIRED, TK_PAIRED_QUADS };
-
-/* Where the paired patch stores tap i, groups_end being the filter's taps rounded down to a multiple of 4. */
-static inline int tk_patch_slot(int i, int groups_end)
-{
-    return i < groups_end ? (i & ~3) | ((i & 1) << 1) | ((i >> 1) & 1) : i;
-}
 
 /* Taps [i, i + count) of the patch from the input at src, the input offset added. */
 static TK_ALWAYS_INLINE void tk_patch_copy(const tk_conv_shape *s, int16_t *patch, int i, const int8_t *src,
@@ -99,15 +94,13 @@ static TK_ALWAYS_INLINE void tk_patch_copy(const tk_conv_shape *s, int16_t *patc
         }
     } else {
         for (j = 0; j < count; ++j) {
-            const int at = layout == TK_PAIRED ? tk_patch_slot(i + j, s->filter & ~3) : i + j;
-            patch[at] = (int16_t)((int32_t)src[j] + offset);
+            patch[i + j] = (int16_t)((int32_t)src[j] + offset);
         }
     }
 }
 
 /* Taps [i, i + count) of the patch as padding. */
-static TK_ALWAYS_INLINE void tk_patch_zero(const tk_conv_shape *s, int16_t *patch, int i, int count,
-                                           const int layout)
+static TK_ALWAYS_INLINE void tk_patch_zero(int16_t *patch, int i, int count, const int layout)
 {
     int j;
     if (layout == TK_PAIRED_QUADS) {
@@ -116,7 +109,7 @@ static TK_ALWAYS_INLINE void tk_patch_zero(const tk_conv_shape *s, int16_t *patc
         }
     } else {
         for (j = 0; j < count; ++j) {
-            patch[layout == TK_PAIRED ? tk_patch_slot(i + j, s->filter & ~3) : i + j] = 0;
+            patch[i + j] = 0;
         }
     }
 }
@@ -144,18 +137,25 @@ static TK_ALWAYS_INLINE void tk_conv_patch(const tk_conv_shape *s, const int8_t 
             if (y >= 0 && y < s->in_h && x >= 0 && x < s->in_w) {
                 tk_patch_copy(s, patch, i, image + (y * s->in_w + x) * in_c, in_c, layout);
             } else {
-                tk_patch_zero(s, patch, i, in_c, layout);
+                tk_patch_zero(patch, i, in_c, layout);
             }
             i += in_c;
         }
     }
 }
 
-/* The paired patch built tap by tap, out of line: one copy for both requantization paths. */
+/* The paired patch built tap by tap in order, then each group of four taps reordered; out of line: one
+ * copy for both requantization paths. */
 static TK_NOINLINE void tk_conv_patch_paired(const tk_conv_shape *s, const int8_t *image, int y0, int x0,
                                              int16_t *patch)
 {
-    tk_conv_patch(s, image, y0, x0, patch, TK_PAIRED);
+    int i;
+    tk_conv_patch(s, image, y0, x0, patch, TK_IN_ORDER);
+    for (i = 0; i + 4 <= s->filter; i += 4) {
+        const uint32_t low = tk_read_pair(patch + i), high = tk_read_pair(patch + i + 2);
+        tk_write_pair(patch + i, (low & 0xFFFFu) | (high << 16));
+        tk_write_pair(patch + i + 2, (low >> 16) | (high & 0xFFFF0000u));
+    }
 }
 
 /* A paired patch, four taps at a time (inline) or tap by tap (out of line). */
