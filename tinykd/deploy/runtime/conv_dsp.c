@@ -130,6 +130,22 @@ static TK_ALWAYS_INLINE void tk_conv_patch(const tk_conv_shape *s, const int8_t 
         }
         return;
     }
+    if (s->dil_w == 1) { /* at the border: each filter row's taps inside the input are one run of it */
+        const tk_range cols = tk_taps_inside(x0, 1, s->k_w, s->in_w);
+        const int before = cols.begin * in_c, run = (cols.end - cols.begin) * in_c;
+        for (ky = 0; ky < s->k_h; ++ky) {
+            const int y = y0 + ky * s->dil_h;
+            if (y >= 0 && y < s->in_h) {
+                tk_patch_zero(patch, i, before, layout);
+                tk_patch_copy(s, patch, i + before, image + (y * s->in_w + x0 + cols.begin) * in_c, run, layout);
+                tk_patch_zero(patch, i + before + run, row_taps - before - run, layout);
+            } else {
+                tk_patch_zero(patch, i, row_taps, layout);
+            }
+            i += row_taps;
+        }
+        return;
+    }
     for (ky = 0; ky < s->k_h; ++ky) {
         const int y = y0 + ky * s->dil_h;
         for (kx = 0; kx < s->k_w; ++kx) {
