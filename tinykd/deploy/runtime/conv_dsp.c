@@ -14,6 +14,9 @@
  *    channels widened at a time;
  *  - otherwise, a paired patch built tap by tap (at most TK_CONV_PATCH taps), or per filter row the
  *    taps inside the input as one contiguous run of the input and of the filter (tk_dot2).
+ * The paired patch paths take two output pixels at a time where two patches fit in TK_CONV_PATCH taps,
+ * so that each word of weights is loaded and widened once for both pixels (2 channels x 2 pixels of
+ * sums in registers).
  * Stack: the block's tk_rq table (24 * TK_RQ_BLOCK bytes) and the patch (and widened weights).
  */
 #include "tinykd_runtime.h"
@@ -23,8 +26,9 @@
 #include "tinykd_dsp.h"
 
 #ifndef TK_CONV_PATCH
-#define TK_CONV_PATCH 256 /* taps: 512 bytes of stack */
+#define TK_CONV_PATCH 576 /* taps of patches: 1152 bytes of stack */
 #endif
+#define TK_CONV_SECOND (TK_CONV_PATCH / 2 & ~3) /* where a second patch starts */
 #ifndef TK_CONV_WIDE
 #define TK_CONV_WIDE 128 /* words of widened weights: 512 bytes of stack */
 #endif
@@ -71,14 +75,9 @@ static inline int tk_all_inside(const tk_conv_shape *s, int y0, int x0)
 /* ---- the patch ------------------------------------------------------------------------------------ */
 
 /* How a patch holds the taps: in order, or paired (in each group of four taps the order 0, 2, 1, 3, a
- * tail short of four in order), written tap by tap or, with in_c a multiple of 4, four taps at a time. */
+ * tail short of four in order), built in order and then reordered or, with in_c a multiple of 4, written
+ * four taps at a time. */
 enum { TK_IN_ORDER, TK_PAIRED, TK_PAIRED_QUADS };
-
-/* Where the paired patch stores tap i, groups_end being the filter's taps rounded down to a multiple of 4. */
-static inline int tk_patch_slot(int i, int groups_end)
-{
-    return i < groups_end ? (i & ~3) | ((i & 1) << 1) | ((i >> 1) & 1) : i;
-}
 
 /* Taps [i, i + count) of the patch from the input at src, the input offset added. */
 static TK_ALWAYS_INLINE void tk_patch_copy(const tk_conv_shape *s, int16_t *patch, int i, const int8_t *src,
@@ -95,15 +94,13 @@ static TK_ALWAYS_INLINE void tk_patch_copy(const tk_conv_shape *s, int16_t *patc
         }
     } else {
         for (j = 0; j < count; ++j) {
-            const int at = layout == TK_PAIRED ? tk_patch_slot(i + j, s->filter & ~3) : i + j;
-            patch[at] = (int16_t)((int32_t)src[j] + offset);
+            patch[i + j] = (int16_t)((int32_t)src[j] + offset);
         }
     }
 }
 
 /* Taps [i, i + count) of the patch as padding. */
-static TK_ALWAYS_INLINE void tk_patch_zero(const tk_conv_shape *s, int16_t *patch, int i, int count,
-                                           const int layout)
+static TK_ALWAYS_INLINE void tk_patch_zero(int16_t *patch, int i, int count, const int layout)
 {
     int j;
     if (layout == TK_PAIRED_QUADS) {
@@ -112,7 +109,7 @@ static TK_ALWAYS_INLINE void tk_patch_zero(const tk_conv_shape *s, int16_t *patc
         }
     } else {
         for (j = 0; j < count; ++j) {
-            patch[layout == TK_PAIRED ? tk_patch_slot(i + j, s->filter & ~3) : i + j] = 0;
+            patch[i + j] = 0;
         }
     }
 }
@@ -133,6 +130,22 @@ static TK_ALWAYS_INLINE void tk_conv_patch(const tk_conv_shape *s, const int8_t 
         }
         return;
     }
+    if (s->dil_w == 1) { /* at the border: each filter row's taps inside the input are one run of it */
+        const tk_range cols = tk_taps_inside(x0, 1, s->k_w, s->in_w);
+        const int before = cols.begin * in_c, run = (cols.end - cols.begin) * in_c;
+        for (ky = 0; ky < s->k_h; ++ky) {
+            const int y = y0 + ky * s->dil_h;
+            if (y >= 0 && y < s->in_h) {
+                tk_patch_zero(patch, i, before, layout);
+                tk_patch_copy(s, patch, i + before, image + (y * s->in_w + x0 + cols.begin) * in_c, run, layout);
+                tk_patch_zero(patch, i + before + run, row_taps - before - run, layout);
+            } else {
+                tk_patch_zero(patch, i, row_taps, layout);
+            }
+            i += row_taps;
+        }
+        return;
+    }
     for (ky = 0; ky < s->k_h; ++ky) {
         const int y = y0 + ky * s->dil_h;
         for (kx = 0; kx < s->k_w; ++kx) {
@@ -140,18 +153,36 @@ static TK_ALWAYS_INLINE void tk_conv_patch(const tk_conv_shape *s, const int8_t 
             if (y >= 0 && y < s->in_h && x >= 0 && x < s->in_w) {
                 tk_patch_copy(s, patch, i, image + (y * s->in_w + x) * in_c, in_c, layout);
             } else {
-                tk_patch_zero(s, patch, i, in_c, layout);
+                tk_patch_zero(patch, i, in_c, layout);
             }
             i += in_c;
         }
     }
 }
 
-/* The paired patch built tap by tap, out of line: one copy for both requantization paths. */
+/* The paired patch built tap by tap in order, then each group of four taps reordered; out of line: one
+ * copy for both requantization paths. */
 static TK_NOINLINE void tk_conv_patch_paired(const tk_conv_shape *s, const int8_t *image, int y0, int x0,
                                              int16_t *patch)
 {
-    tk_conv_patch(s, image, y0, x0, patch, TK_PAIRED);
+    int i;
+    tk_conv_patch(s, image, y0, x0, patch, TK_IN_ORDER);
+    for (i = 0; i + 4 <= s->filter; i += 4) {
+        const uint32_t low = tk_read_pair(patch + i), high = tk_read_pair(patch + i + 2);
+        tk_write_pair(patch + i, (low & 0xFFFFu) | (high << 16));
+        tk_write_pair(patch + i + 2, (low >> 16) | (high & 0xFFFF0000u));
+    }
+}
+
+/* A paired patch, four taps at a time (inline) or tap by tap (out of line). */
+static TK_ALWAYS_INLINE void tk_conv_patch_of(const tk_conv_shape *s, const int8_t *image, int y0, int x0,
+                                              int16_t *patch, const int layout)
+{
+    if (layout == TK_PAIRED) {
+        tk_conv_patch_paired(s, image, y0, x0, patch);
+    } else {
+        tk_conv_patch(s, image, y0, x0, patch, layout);
+    }
 }
 
 /* ---- one output pixel's channels [c0, c0 + n) ------------------------------------------------------ */
@@ -183,35 +214,57 @@ static TK_ALWAYS_INLINE void tk_conv_from_wide(const tk_conv_shape *s, const uin
     }
 }
 
-/* From the paired patch (with `tail` 0, the filter's taps are a multiple of 4). */
+/* From the paired patches of `pixels` (1 or 2) consecutive output pixels, the second's at patch +
+ * TK_CONV_SECOND (with `tail` 0, the filter's taps are a multiple of 4): each pair of widened weights
+ * serves both pixels. */
 static TK_ALWAYS_INLINE void tk_conv_from_patch(const tk_conv_shape *s, const int8_t *weights, const int16_t *patch,
                                                 int8_t *out, int c0, int n, const tk_rq *rq, const int fast,
-                                                const int tail)
+                                                const int tail, const int pixels)
 {
-    const int filter = s->filter;
+    const int filter = s->filter, out_c = s->out_c;
     int c;
     for (c = 0; c < n; c += 2) {
         /* an odd last channel runs its own weights twice and keeps one sum */
         const int other = c + 1 < n ? filter : 0;
         const int8_t *w = weights + (c0 + c) * filter;
         const int16_t *x = patch;
-        int32_t sum0 = rq[c].bias, sum1 = other ? rq[c + 1].bias : 0;
+        int32_t sum0 = rq[c].bias, sum1 = other ? rq[c + 1].bias : 0, next0 = sum0, next1 = sum1;
         int k;
         for (k = filter; k >= 4; k -= 4) {
-            tk_dual_mac4(tk_read_quad(w), tk_read_quad(w + other), tk_read_pair(x), tk_read_pair(x + 2), &sum0,
-                         &sum1);
+            const uint32_t w0 = tk_read_quad(w), w1 = tk_read_quad(w + other);
+            const uint32_t even0 = tk_even(w0), odd0 = tk_odd(w0), even1 = tk_even(w1), odd1 = tk_odd(w1);
+            uint32_t even = tk_read_pair(x), odd = tk_read_pair(x + 2);
+            sum0 = tk_dual_mac(odd0, odd, tk_dual_mac(even0, even, sum0));
+            sum1 = tk_dual_mac(odd1, odd, tk_dual_mac(even1, even, sum1));
+            if (pixels == 2) {
+                even = tk_read_pair(x + TK_CONV_SECOND);
+                odd = tk_read_pair(x + TK_CONV_SECOND + 2);
+                next0 = tk_dual_mac(odd0, odd, tk_dual_mac(even0, even, next0));
+                next1 = tk_dual_mac(odd1, odd, tk_dual_mac(even1, even, next1));
+            }
             x += 4;
             w += 4;
         }
         for (; tail && k > 0; --k) {
-            sum0 += (int32_t)w[0] * *x;
-            sum1 += (int32_t)w[other] * *x;
+            sum0 += (int32_t)w[0] * x[0];
+            sum1 += (int32_t)w[other] * x[0];
+            if (pixels == 2) {
+                next0 += (int32_t)w[0] * x[TK_CONV_SECOND];
+                next1 += (int32_t)w[other] * x[TK_CONV_SECOND];
+            }
             ++x;
             ++w;
         }
         out[c] = tk_rq_output(&rq[c], sum0, fast, s->output_offset, s->act_min, s->act_max);
         if (other) {
             out[c + 1] = tk_rq_output(&rq[c + 1], sum1, fast, s->output_offset, s->act_min, s->act_max);
+        }
+        if (pixels == 2) {
+            out[out_c + c] = tk_rq_output(&rq[c], next0, fast, s->output_offset, s->act_min, s->act_max);
+            if (other) {
+                out[out_c + c + 1] = tk_rq_output(&rq[c + 1], next1, fast, s->output_offset, s->act_min,
+                                                  s->act_max);
+            }
         }
     }
 }
@@ -256,35 +309,46 @@ static TK_ALWAYS_INLINE void tk_conv_from_input(const tk_conv_shape *s, const in
 
 enum { TK_PATH_WIDE, TK_PATH_QUADS, TK_PATH_GENERAL };
 
-/* Every output pixel's channels [c0, c0 + n). */
+/* Where output pixel i of an image has its filter's top-left tap. */
+static inline void tk_conv_origin(const tk_conv_shape *s, int i, int *y0, int *x0)
+{
+    *y0 = i / s->out_w * s->stride_h - s->pad_h;
+    *x0 = i % s->out_w * s->stride_w - s->pad_w;
+}
+
+/* Every output pixel's channels [c0, c0 + n). The paired patch paths take two pixels at a time: both
+ * windows are read before either pixel's outputs are written. */
 static TK_ALWAYS_INLINE void tk_conv_pixels(const tk_conv_shape *s, int batches, const int8_t *weights,
                                             const uint32_t *wide, const int8_t *input, int8_t *output, int c0,
                                             int n, const tk_rq *rq, int16_t *patch, const int path,
                                             const int fast)
 {
-    const int use_patch = s->filter <= TK_CONV_PATCH;
-    int b, oy, ox;
+    const int use_patch = s->filter <= TK_CONV_PATCH, pairs = s->filter <= TK_CONV_SECOND;
+    const int pixels = s->out_h * s->out_w;
+    const int layout = path == TK_PATH_QUADS ? TK_PAIRED_QUADS : TK_PAIRED, tail = path != TK_PATH_QUADS;
+    int b, i, y0, x0, y1, x1;
     int8_t *out = output + c0;
     for (b = 0; b < batches; ++b) {
         const int8_t *image = input + b * s->in_h * s->in_w * s->in_c;
-        for (oy = 0; oy < s->out_h; ++oy) {
-            const int y0 = oy * s->stride_h - s->pad_h;
-            for (ox = 0; ox < s->out_w; ++ox) {
-                const int x0 = ox * s->stride_w - s->pad_w;
-                if (path == TK_PATH_WIDE) {
-                    tk_conv_patch(s, image, y0, x0, patch, TK_IN_ORDER);
-                    tk_conv_from_wide(s, wide, patch, out, n, rq, fast);
-                } else if (path == TK_PATH_QUADS) {
-                    tk_conv_patch(s, image, y0, x0, patch, TK_PAIRED_QUADS);
-                    tk_conv_from_patch(s, weights, patch, out, c0, n, rq, fast, 0);
-                } else if (use_patch) {
-                    tk_conv_patch_paired(s, image, y0, x0, patch);
-                    tk_conv_from_patch(s, weights, patch, out, c0, n, rq, fast, 1);
-                } else {
-                    tk_conv_from_input(s, weights, image, y0, x0, out, c0, n, rq, fast);
-                }
+        for (i = 0; i < pixels; ++i) {
+            tk_conv_origin(s, i, &y0, &x0);
+            if (path == TK_PATH_WIDE) {
+                tk_conv_patch(s, image, y0, x0, patch, TK_IN_ORDER);
+                tk_conv_from_wide(s, wide, patch, out, n, rq, fast);
+            } else if (pairs && i + 1 < pixels) {
+                tk_conv_origin(s, i + 1, &y1, &x1);
+                tk_conv_patch_of(s, image, y0, x0, patch, layout);
+                tk_conv_patch_of(s, image, y1, x1, patch + TK_CONV_SECOND, layout);
+                tk_conv_from_patch(s, weights, patch, out, c0, n, rq, fast, tail, 2);
                 out += s->out_c;
+                ++i;
+            } else if (use_patch) {
+                tk_conv_patch_of(s, image, y0, x0, patch, layout);
+                tk_conv_from_patch(s, weights, patch, out, c0, n, rq, fast, tail, 1);
+            } else {
+                tk_conv_from_input(s, weights, image, y0, x0, out, c0, n, rq, fast);
             }
+            out += s->out_c;
         }
     }
 }

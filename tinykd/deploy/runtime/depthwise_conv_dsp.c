@@ -5,7 +5,10 @@
  * four weights (the 1HWO filter keeps a tap's channels contiguous), widened into 16-bit halves (the
  * input offset added on the way) and multiplied half by half into four sums. Other channels, and every
  * channel with a depth multiplier above 1, go through the taps one by one. The taps inside the input
- * are found once per output pixel, so the padding border needs no test inside the loops.
+ * are found once per output pixel, so the padding border needs no test inside the loops. The
+ * parameters are copied to a local (writing the output could alias *p as far as the compiler knows).
+ * With at most TK_DEPTHWISE_TABLE channels, all on the fast requantization path, the requantization
+ * constants are worked out once per call (tk_rq, 24 bytes of stack per channel); otherwise per output.
  */
 #include "tinykd_runtime.h"
 
@@ -13,10 +16,40 @@
 
 #include "tinykd_dsp.h"
 
-void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
+#ifndef TK_DEPTHWISE_TABLE
+#define TK_DEPTHWISE_TABLE 64
+#endif
+
+/* Output channel c's int8 from its sum: on the table's fast path, or from the per-channel arrays. */
+static TK_ALWAYS_INLINE int8_t tk_depthwise_output(const tk_conv_params *p, const tk_rq *rq, int32_t acc, int c,
+                                                   const int fast)
+{
+    if (fast) {
+        return tk_rq_output(&rq[c], acc, 1, p->output_offset, p->act_min, p->act_max);
+    }
+    return tk_requantize_dsp(acc, p->multiplier[c], p->shift[c], p->output_offset, p->act_min, p->act_max);
+}
+
+/* Adds one tap to the sums of four channels (acc: channels 0, 2, 1, 3 of the word), x and w at the tap's
+ * four inputs and weights. */
+static TK_ALWAYS_INLINE void tk_depthwise_tap(const int8_t *x, const int8_t *w, uint32_t offset2, int32_t acc[4])
+{
+    const uint32_t xq = tk_read_quad(x), wq = tk_read_quad(w);
+    const uint32_t xe = tk_add_even(offset2, xq), xo = tk_add_odd(offset2, xq);
+    const uint32_t we = tk_even(wq), wo = tk_odd(wq);
+    acc[0] = tk_mac_low(xe, we, acc[0]);
+    acc[1] = tk_mac_high(xe, we, acc[1]);
+    acc[2] = tk_mac_low(xo, wo, acc[2]);
+    acc[3] = tk_mac_high(xo, wo, acc[3]);
+}
+
+/* Every output pixel, all its channels (`fast`, a constant at each call: requantize from the table). */
+static TK_ALWAYS_INLINE void tk_depthwise_pixels(const tk_conv_params *p, const tk_rq *rq, const int8_t *input,
+                                                 int8_t *output, const int fast)
 {
     const uint32_t offset2 = tk_pair(p->input_offset);
     const int in_row = p->in_w * p->in_c, tap_step = p->dilation_w * p->in_c;
+    const int row_step = p->dilation_h * in_row, filter_row = p->k_w * p->out_c;
     const int wide = p->depth_multiplier == 1 ? p->in_c / 4 * 4 : 0; /* channels done four at a time */
     int b, oy, ox, c, ky, kx;
     for (b = 0; b < p->batches; ++b) {
@@ -28,38 +61,29 @@ void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *
                 const int x0 = ox * p->stride_w - p->pad_w;
                 int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
                 const tk_range cols = tk_taps_inside(x0, p->dilation_w, p->k_w, p->in_w);
+                const int taps = cols.end - cols.begin;
                 for (c = 0; c < wide; c += 4) {
-                    int32_t acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
+                    int32_t acc[4] = {0, 0, 0, 0}; /* channels c, c + 2, c + 1, c + 3 */
+                    const int8_t *x = image + (y0 + rows.begin * p->dilation_h) * in_row +
+                                      (x0 + cols.begin * p->dilation_w) * p->in_c + c;
+                    const int8_t *w = p->weights + (rows.begin * p->k_w + cols.begin) * p->out_c + c;
                     for (ky = rows.begin; ky < rows.end; ++ky) {
-                        const int8_t *x = image + (y0 + ky * p->dilation_h) * in_row +
-                                          (x0 + cols.begin * p->dilation_w) * p->in_c + c;
-                        const int8_t *w = p->weights + (ky * p->k_w + cols.begin) * p->out_c + c;
-                        for (kx = cols.begin; kx < cols.end; ++kx) {
-                            const uint32_t xq = tk_read_quad(x), wq = tk_read_quad(w);
-                            const uint32_t xe = tk_add_even(offset2, xq), xo = tk_add_odd(offset2, xq);
-                            const uint32_t we = tk_even(wq), wo = tk_odd(wq);
-                            acc0 = tk_mac_low(xe, we, acc0);
-                            acc2 = tk_mac_high(xe, we, acc2);
-                            acc1 = tk_mac_low(xo, wo, acc1);
-                            acc3 = tk_mac_high(xo, wo, acc3);
-                            x += tap_step;
-                            w += p->out_c;
+                        for (kx = 0; kx < taps; ++kx) {
+                            tk_depthwise_tap(x + kx * tap_step, w + kx * p->out_c, offset2, acc);
                         }
+                        x += row_step;
+                        w += filter_row;
                     }
                     if (p->bias) {
-                        acc0 += p->bias[c];
-                        acc1 += p->bias[c + 1];
-                        acc2 += p->bias[c + 2];
-                        acc3 += p->bias[c + 3];
+                        acc[0] += p->bias[c];
+                        acc[1] += p->bias[c + 2];
+                        acc[2] += p->bias[c + 1];
+                        acc[3] += p->bias[c + 3];
                     }
-                    out[c] = tk_requantize(acc0, p->multiplier, p->shift, c, p->output_offset, p->act_min,
-                                           p->act_max);
-                    out[c + 1] = tk_requantize(acc1, p->multiplier, p->shift, c + 1, p->output_offset,
-                                               p->act_min, p->act_max);
-                    out[c + 2] = tk_requantize(acc2, p->multiplier, p->shift, c + 2, p->output_offset,
-                                               p->act_min, p->act_max);
-                    out[c + 3] = tk_requantize(acc3, p->multiplier, p->shift, c + 3, p->output_offset,
-                                               p->act_min, p->act_max);
+                    out[c] = tk_depthwise_output(p, rq, acc[0], c, fast);
+                    out[c + 1] = tk_depthwise_output(p, rq, acc[2], c + 1, fast);
+                    out[c + 2] = tk_depthwise_output(p, rq, acc[1], c + 2, fast);
+                    out[c + 3] = tk_depthwise_output(p, rq, acc[3], c + 3, fast);
                 }
                 for (c = wide; c < p->out_c; ++c) { /* output channel c reads input channel c / multiplier */
                     const int ic = c / p->depth_multiplier;
@@ -74,11 +98,21 @@ void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *
                             w += p->out_c;
                         }
                     }
-                    out[c] = tk_requantize(acc, p->multiplier, p->shift, c, p->output_offset, p->act_min,
-                                           p->act_max);
+                    out[c] = tk_depthwise_output(p, rq, acc, c, fast);
                 }
             }
         }
+    }
+}
+
+void tk_depthwise_conv_2d(const tk_conv_params *params, const int8_t *input, int8_t *output)
+{
+    const tk_conv_params p = *params;
+    tk_rq rq[TK_DEPTHWISE_TABLE]; /* bias 0: the sums add p.bias */
+    if (p.out_c <= TK_DEPTHWISE_TABLE && tk_rq_table(rq, NULL, p.multiplier, p.shift, 0, p.out_c)) {
+        tk_depthwise_pixels(&p, rq, input, output, 1);
+    } else {
+        tk_depthwise_pixels(&p, rq, input, output, 0);
     }
 }
 

@@ -15,9 +15,10 @@ static void row_in_pairs(const tk_fully_connected_params *p, const int8_t *row, 
         int32_t acc0 = p->bias ? p->bias[o] : 0;
         int32_t acc1 = p->bias && pair ? p->bias[o + 1] : 0;
         tk_dot2(row, p->weights + o * depth, pair ? depth : 0, depth, p->input_offset, &acc0, &acc1);
-        out[o] = tk_requantize(acc0, p->multiplier, p->shift, o, p->output_offset, p->act_min, p->act_max);
+        out[o] = tk_requantize_dsp(acc0, p->multiplier[o], p->shift[o], p->output_offset, p->act_min, p->act_max);
         if (pair) {
-            out[o + 1] = tk_requantize(acc1, p->multiplier, p->shift, o + 1, p->output_offset, p->act_min, p->act_max);
+            out[o + 1] = tk_requantize_dsp(acc1, p->multiplier[o + 1], p->shift[o + 1], p->output_offset, p->act_min,
+                                           p->act_max);
         }
     }
 }

@@ -238,6 +238,25 @@ static inline int8_t tk_rq_output(const tk_rq *q, int32_t acc, int fast, int32_t
     return (int8_t)tk_clamp(tk_rq_scale(q, acc, fast) + output_offset, act_min, act_max);
 }
 
+/* tk_requantize without a table: the fast path's integer where it applies, worked out per call as
+ * t = floor((P + 2^30) / 2^31) - [x < 0], then floor((t + 2^(e-1)) / 2^e), which is t >> e plus bit
+ * e - 1 of t (no overflow near INT32_MAX). */
+static inline int8_t tk_requantize_dsp(int32_t x, int32_t multiplier, int32_t shift, int32_t output_offset,
+                                       int32_t act_min, int32_t act_max)
+{
+    int32_t scaled;
+    if (multiplier >= 0 && shift <= -1 && shift >= -31) {
+        const int e = -shift;
+        const int64_t sum = (int64_t)x * multiplier + ((int64_t)1 << 30) -
+                            (int64_t)((uint64_t)((uint32_t)x >> 31) << 31);
+        const int32_t t = (int32_t)(sum >> 31);
+        scaled = (t >> e) + ((t >> (e - 1)) & 1);
+    } else {
+        scaled = tk_multiply(x, multiplier, shift);
+    }
+    return (int8_t)tk_clamp(scaled + output_offset, act_min, act_max);
+}
+
 /* Entries for channels [c0, c0 + n); returns 1 if every one takes the fast path. */
 static inline int tk_rq_table(tk_rq *table, const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
                               int c0, int n)
