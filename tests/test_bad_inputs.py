@@ -51,6 +51,8 @@ CASES = [
     (["count", "notes.txt"], 2, "notes.txt: not a folder"),
     (["count", "photos", "--folds", "1"], 2, "--folds 1: cross-validation needs at least 2 folds"),
     (["count", "empty-dir"], 2, "count.json: missing"),
+    (["count", "few"], 2, "few: 6 labelled images are too few for 5 folds"),
+    (["verify", "--board", "small-ram", "--model", "big.tflite"], 1, "big.tflite does not fit small-ram: the C backend"),
     # predict, evaluate, quantize
     (["predict", "empty.tflite", "img.png"], 2, "empty.tflite: the file is empty, not a model"),
     (["predict", "folder", "img.png"], 2, "folder: a folder, not a model file"),
@@ -83,6 +85,7 @@ def workspace(tmp_path_factory, zoo):
     """A folder with a good model, bad models, a bundle, counting folders, pipeline files and board profiles."""
     root = tmp_path_factory.mktemp("bad-inputs")
     shutil.copy(zoo["mlp"], root / "m.tflite")
+    shutil.copy(zoo["residual_add"], root / "big.tflite")
     (root / "empty.tflite").write_bytes(b"")
     (root / "junk.tflite").write_bytes(b"x" * 64)
     (root / "folder").mkdir()
@@ -92,7 +95,9 @@ def workspace(tmp_path_factory, zoo):
     (root / "mine").mkdir()
     (root / "mine" / "thesis.tex").write_text("\\section{}")
     (root / "empty-dir").mkdir()
-    for name, counts in (("photos", {"a.png": 1}), ("negative", {"a.png": -1}), ("escape", {"/etc/hostname": 1})):
+    few = {f"p{i}.png": i % 3 for i in range(6)}
+    for name, counts in (("photos", {"a.png": 1}), ("negative", {"a.png": -1}), ("escape", {"/etc/hostname": 1}),
+                         ("few", few)):
         (root / name).mkdir()
         (root / name / "count.json").write_text(json.dumps(counts))
     pipeline = 'name = "x"\n[data]\ndataset = "digits"\n'
@@ -106,7 +111,9 @@ def workspace(tmp_path_factory, zoo):
     (root / "boards").mkdir()
     for name, old, new in (("odd-cpu", 'cpu = "cortex-m4"', 'cpu = "cortex-m99"'),
                            ("odd-mve", 'kernels = "dsp"', 'kernels = "mve"'),
-                           ("odd-qemu", '"mps2-an386"', '"mps2-an999"')):
+                           ("odd-qemu", '"mps2-an386"', '"mps2-an999"'),
+                           ("small-ram", "ram_bytes = 131_072\nram_reserved_bytes = 16_384",
+                            "ram_bytes = 8_192\nram_reserved_bytes = 1_024")):
         profile = F446.replace('name = "nucleo-f446re"', f'name = "{name}"').replace(old, new)
         (root / "boards" / f"{name}.toml").write_text(profile)
     (root / "run").mkdir()

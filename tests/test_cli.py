@@ -1,7 +1,6 @@
 """What the command line shows: the library's log lines on stderr, at the level -q and -v choose, and the
 commands' results on stdout whatever the level."""
 
-import shutil
 import subprocess
 import sys
 
@@ -9,15 +8,9 @@ import pytest
 
 from tinykd.cli import main
 
-# loads the data (an info line, a debug line before it), then fails: too few images for the folds; no training
-FAILS_AFTER_LOADING = ["count", "photos", "--folds", "5", "--image-size", "32"]
-
-
-@pytest.fixture(autouse=True)
-def photos(tmp_path):
-    from conftest import write_counting_set
-
-    write_counting_set(tmp_path / "photos", images=8, unlabelled=0)
+# loads the data (an info line, a debug line before it), then fails: the architecture cannot take 1x1 images
+FAILS_AFTER_LOADING = ["train", "--dataset", "digits", "--image-size", "1", "--architecture", "classic_student"]
+FAILURE = "tinykd: error: architecture 'classic_student' cannot take (1, 1, 1) inputs"
 
 
 def _stderr_lines(argv, capsys) -> list[str]:
@@ -31,33 +24,34 @@ def test_default_shows_progress_as_plain_lines(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     lines = _stderr_lines(FAILS_AFTER_LOADING, capsys)
     assert len(lines) == 2, lines
-    assert lines[0].startswith("tinykd: count:photos from photos: ") and "test images" in lines[0]
-    assert lines[1] == "tinykd: error: photos: 8 labelled images are too few for 5 folds"
+    assert lines[0].startswith("tinykd: digits from scikit-learn digits: ") and "test images" in lines[0]
+    assert lines[1].startswith(FAILURE)
 
 
 def test_quiet_silences_info_lines(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     lines = _stderr_lines(["-q", *FAILS_AFTER_LOADING], capsys)
-    assert lines == ["tinykd: error: photos: 8 labelled images are too few for 5 folds"]
+    assert len(lines) == 1 and lines[0].startswith(FAILURE), lines
 
 
 def test_verbose_shows_debug_lines(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     lines = _stderr_lines(["--verbose", *FAILS_AFTER_LOADING], capsys)
-    assert "tinykd: debug: loading count:photos at 32x32x1" in lines
-    assert any(line.startswith("tinykd: count:photos from photos: ") for line in lines)
+    assert "tinykd: debug: loading digits at 1x1x1" in lines
+    assert any(line.startswith("tinykd: digits from scikit-learn digits: ") for line in lines)
     assert lines[-1].startswith("tinykd: error: ")
 
 
 def test_quiet_keeps_warnings(tmp_path, monkeypatch, capsys):
-    from conftest import write_counting_set
+    from tinykd.deploy.boards import BUILTIN_DIR
 
-    shutil.rmtree(tmp_path / "photos")
-    write_counting_set(tmp_path / "photos", images=8, unlabelled=2)
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "native.toml").write_text((BUILTIN_DIR / "native.toml").read_text())
     monkeypatch.chdir(tmp_path)
-    lines = _stderr_lines(["-q", "count", "photos", "--folds", "5", "--image-size", "32"], capsys)
-    assert lines[0].startswith("tinykd: warning: ") and "2 of 8 images have no count yet" in lines[0], lines
-    assert "too few for 5 folds" in lines[-1]
+    assert main(["-q", "boards"]) == 0
+    captured = capsys.readouterr()
+    assert "native" in captured.out
+    assert captured.err.startswith("tinykd: warning: board native comes from boards/native.toml, which replaces")
 
 
 def test_quiet_still_prints_results(capsys):
@@ -81,5 +75,5 @@ def test_levels_in_a_real_process(tmp_path):
 
     quiet, verbose = stderr("-q"), stderr("-v")
     assert len(quiet) == 1 and quiet[0].startswith("tinykd: error: "), quiet
-    assert "tinykd: debug: loading count:photos at 32x32x1" in verbose, verbose
+    assert "tinykd: debug: loading digits at 1x1x1" in verbose, verbose
     assert all(line.startswith("tinykd: ") for line in verbose), "no logger names or level prefixes of logging's own"

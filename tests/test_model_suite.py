@@ -1,6 +1,6 @@
 """The C backend on real-scale models with pruned channels, against TFLM: equal output bytes with every
-kernel variant on the host (forced with -DTK_KERNELS), and on an emulated Cortex-M7, whose flags pick the
-dsp kernels.
+kernel variant on the host (forced with -DTK_KERNELS), and on QEMU with each variant as a core's own flags
+pick it: dsp on Cortex-M7, portable on Cortex-M0+ (QEMU's M3 machine), Helium on Cortex-M55.
 
 The models are those of tests/model_suite.py, plus MLPerf Tiny's own INT8 keyword spotting and image
 classification models when ../shared/models holds them. A mismatch is reported with the first vector
@@ -51,10 +51,15 @@ def assert_every_variant_bit_exact(model, folder, seed):
     assert not differences, "\n".join(differences)
 
 
-def assert_dsp_bit_exact_on_cortex_m7(model, folder, seed):
-    assert build_variant(load_board("mps2-an500")) == "dsp"
+QEMU_CORES = {"mps2-an500": "dsp", "rpi-pico": "portable", "mps3-an547": "mve"}
+"""A board per kernel variant, each compiling its variant by its own flags: Cortex-M7, Cortex-M0+ (on
+QEMU's M3 machine), Cortex-M55."""
+
+
+def assert_bit_exact_on_qemu_core(model, folder, seed, board):
+    assert build_variant(load_board(board)) == QEMU_CORES[board]
     vectors = random_vectors(model, QEMU_VECTORS, seed)
-    assert_bit_exact_on_qemu(model, vectors, folder, "mps2-an500")
+    assert_bit_exact_on_qemu(model, vectors, folder, board)
 
 
 @pytest.mark.parametrize("name", BUILDERS)
@@ -112,10 +117,11 @@ def test_suite_model_is_bit_exact_with_every_kernel_variant(suite_models, tmp_pa
     assert_every_variant_bit_exact(model, tmp_path, seed=list(BUILDERS).index(name))
 
 
+@pytest.mark.parametrize("board", QEMU_CORES)
 @pytest.mark.parametrize("name", BUILDERS)
-def test_suite_model_is_bit_exact_on_cortex_m7_with_dsp_kernels(suite_models, tmp_path, name):
+def test_suite_model_is_bit_exact_on_qemu_with_each_variant(suite_models, tmp_path, name, board):
     model = read_model(suite_models[name])
-    assert_dsp_bit_exact_on_cortex_m7(model, tmp_path, seed=list(BUILDERS).index(name))
+    assert_bit_exact_on_qemu_core(model, tmp_path, list(BUILDERS).index(name), board)
 
 
 mlperf = pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason="the MLPerf Tiny models are not in ../shared/models")
@@ -128,6 +134,7 @@ def test_mlperf_tiny_model_is_bit_exact_with_every_kernel_variant(tmp_path, name
 
 
 @mlperf
+@pytest.mark.parametrize("board", QEMU_CORES)
 @pytest.mark.parametrize("name", MLPERF_MODELS)
-def test_mlperf_tiny_model_is_bit_exact_on_cortex_m7_with_dsp_kernels(tmp_path, name):
-    assert_dsp_bit_exact_on_cortex_m7(read_model(SHARED_MODELS / name), tmp_path, seed=0)
+def test_mlperf_tiny_model_is_bit_exact_on_qemu_with_each_variant(tmp_path, name, board):
+    assert_bit_exact_on_qemu_core(read_model(SHARED_MODELS / name), tmp_path, 0, board)

@@ -22,7 +22,7 @@ import numpy as np
 from tinykd.core.artifacts import write_json
 from tinykd.core.config import PipelineConfig
 from tinykd.core.errors import TinykdError
-from tinykd.train.data import Dataset
+from tinykd.train.data import Dataset, read_count_file
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,7 @@ def cross_validate(config: PipelineConfig, dataset: Dataset, folds: int = 5) -> 
 
     x = np.concatenate([dataset.x_train, dataset.x_val, dataset.x_test])
     y = np.concatenate([dataset.y_train, dataset.y_val, dataset.y_test])
-    if len(x) < 2 * folds:
-        raise TinykdError(f"{dataset.source}: {len(x)} labelled images are too few for {folds} folds")
+    check_folds(dataset.source, len(x), folds)
     results = []
     for k, (train, test) in enumerate(kfold_indices(y, folds, config.seed)):
         log.info(f"fold {k + 1}/{folds}: {len(train)} training images, {len(test)} held out")
@@ -96,10 +95,21 @@ def counting_recipe(config: PipelineConfig) -> PipelineConfig:
     return config
 
 
+def check_folds(source: str, images: int, folds: int) -> None:
+    """Each fold needs at least two images."""
+    if images < 2 * folds:
+        raise TinykdError(f"{source}: {images} labelled images are too few for {folds} folds")
+
+
 def cross_validate_run(config: PipelineConfig, folds: int = 5) -> tuple[dict, Path]:
-    """Cross-validate the recipe on the run's dataset and write RUN_DIR/count_cv.json: (result, its path)."""
+    """Cross-validate the recipe on the run's dataset and write RUN_DIR/count_cv.json: (result, its path).
+    A count:PATH set with too few labelled images for the folds is refused before any image is read."""
     from tinykd.train import pipeline
 
+    if config.data.dataset.startswith("count:"):
+        folder = config.data.dataset.removeprefix("count:")
+        counts = read_count_file(Path(folder))
+        check_folds(folder, sum(count is not None for count in counts.values()), folds)
     result = cross_validate(config, pipeline.load_data(config), folds)
     path = config.layout.count_cv
     write_json(path, result)
