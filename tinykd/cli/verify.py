@@ -45,7 +45,7 @@ def cmd_verify(args) -> int:
     from tinykd.deploy.bundle import MODEL_FILE, make_bundle, read_manifest, write_bundle
     from tinykd.tflite.reader import read_model
     from tinykd.verify.compare import golden_inputs, report_table, verify_bundle
-    from tinykd.verify.runners import check_target
+    from tinykd.verify.runners import check_target, default_target
 
     board = load_board(args.board)
     if not 1 <= args.vectors <= MAX_VECTORS:
@@ -53,7 +53,7 @@ def cmd_verify(args) -> int:
     if args.tflm:
         tflm_host.resolve(args.tflm)  # a bad name is the option's error, before any work
     tflm = config_from_args(args).verify.tflm
-    target = args.target or ("qemu" if board.qemu_machine else "native")
+    target = args.target or default_target(board)
     check_target(target, board)
     if args.bundle:
         manifest = read_manifest(args.bundle)

@@ -52,8 +52,8 @@ def last_line(text: str) -> str:
 
 
 def default_target(board: Board) -> str:
-    """native for the host profile, qemu for every board with a QEMU machine."""
-    return "native" if board.cpu == "host" else "qemu"
+    """qemu for every board with a QEMU machine, native for the others (the host profile)."""
+    return "qemu" if board.qemu_machine else "native"
 
 
 def render_linker_script(board: Board, machine, stack_bytes: int = STACK_BYTES) -> str:

@@ -19,14 +19,10 @@ from tinykd.verify.runners.base import RUNNERS, Runner
 from tinykd.verify.runners.native import NativeRunner
 from tinykd.verify.runners.qemu import MACHINES, Machine, QemuRunner, machine_for
 from tinykd.verify.runners.serial import SerialRunner
+from tinykd.verify.toolchain import default_target
 
 __all__ = ["MACHINES", "Machine", "NativeRunner", "QemuRunner", "RUNNERS", "Runner", "SerialRunner",
            "check_target", "default_target", "machine_for", "make_runner"]
-
-
-def default_target(board: Board) -> str:
-    """native for the host profile, qemu for every board with a QEMU machine."""
-    return "native" if board.cpu == "host" else "qemu"
 
 
 def check_target(target: str, board: Board) -> None:
