@@ -23,7 +23,8 @@ from tinykd.deploy.boards import KERNEL_VARIANTS, compiled_variant, forced_kerne
 from tinykd.deploy.bundle import arduino_files, c_backend_files
 from tinykd.verify.runners import make_runner
 from tinykd.verify.toolchain import build_firmware
-from tinykd.deploy.cbackend.lower import RUNTIME_DIR, arena_plans, generate_c_backend, variant_sources
+from tinykd.deploy.cbackend.lower import (PARAMS_HEADER, RUNTIME_DIR, arena_plans, generate_c_backend, runtime_source,
+                                          variant_sources)
 from tinykd.core.errors import TinykdError
 from tinykd.train.quantize import to_int8_tflite
 from tinykd.tflite.reader import parse_model, read_model
@@ -110,7 +111,9 @@ def test_runtime_and_generated_model_compile_strictly(compiler, flags, zoo, tmp_
     (the stand-ins), and on the Cortex-M0+, M4, M7 and M55 with the variant their flags pick (the real
     instructions)."""
     write_tree(tmp_path, generate_c_backend(read_model(zoo["tiny_student"])))
-    sources = [str(tmp_path / "tinykd_model.c")] + [str(path) for path in sorted(RUNTIME_DIR.glob("*.c"))]
+    names = sorted(path.name for path in RUNTIME_DIR.iterdir()) + [PARAMS_HEADER]
+    write_tree(tmp_path / "runtime", {name: runtime_source(name) for name in names})
+    sources = [str(tmp_path / "tinykd_model.c")] + [str(path) for path in sorted((tmp_path / "runtime").glob("*.c"))]
     for source in sources:
         subprocess.run([compiler, *CFLAGS, *flags, "-c", source, "-o", str(tmp_path / "out.o")], check=True)
 

@@ -15,6 +15,7 @@ The same sources build for any core: the runtime carries every kernel variant th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,6 +30,9 @@ from tinykd.deploy.tflm.codegen import comment_text
 from tinykd.tflite.reader import Model, Operator
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+PARAMS_HEADER = "tinykd_params.h"
+"""The runtime header the C backend generates: every kernel's declarations, from its own file."""
+_DECLARATIONS = re.compile(r"^#ifndef (TK_\w+_DECLARATIONS)\b.*?^#endif /\* \1 \*/$", re.DOTALL | re.MULTILINE)
 
 
 def _shape(shape) -> str:
@@ -118,8 +122,22 @@ VARIANT_HEADERS = {"dsp": "tinykd_dsp.h", "mve": "tinykd_mve.h"}
 
 
 def common_headers() -> set[str]:
-    """The runtime headers every build includes: all but the variants' own."""
-    return {path.name for path in RUNTIME_DIR.glob("*.h")} - set(VARIANT_HEADERS.values())
+    """The runtime headers every build includes: all but the variants' own, and the generated one."""
+    return {path.name for path in RUNTIME_DIR.glob("*.h")} - set(VARIANT_HEADERS.values()) | {PARAMS_HEADER}
+
+
+def params_header() -> str:
+    """tinykd_params.h: the declaration block (parameter struct and prototypes, inside
+    `#ifndef TK_..._DECLARATIONS`) at the top of each kernel file, gathered, so that a kernel's
+    declarations live in its own C file only."""
+    blocks = [(path.name, match.group(0)) for path in sorted(RUNTIME_DIR.glob("*.c"))
+              for match in _DECLARATIONS.finditer(path.read_text())]
+    return environment(compact=True).get_template(f"c/{PARAMS_HEADER}.j2").render(blocks=blocks)
+
+
+def runtime_source(name: str) -> str:
+    """The text of one runtime file of a bundle."""
+    return params_header() if name == PARAMS_HEADER else (RUNTIME_DIR / name).read_text()
 
 
 def runtime_files(layers: list[Layer]) -> list[str]:
@@ -243,5 +261,5 @@ def generate_c_backend(model: Model) -> dict[str, str]:
     env = environment(compact=True)
     sources = {name: env.get_template(f"c/{name}.j2").render(values) for name in ("tinykd_model.h", "tinykd_model.c")}
     for name in files:
-        sources[f"runtime/{name}"] = (RUNTIME_DIR / name).read_text()
+        sources[f"runtime/{name}"] = runtime_source(name)
     return sources

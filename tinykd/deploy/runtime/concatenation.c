@@ -1,5 +1,19 @@
 /* CONCATENATION: interleaves the inputs' rows; inputs share the output's quantization. */
+#include <stdint.h>
 #include <string.h>
+
+#ifndef TK_CONCATENATION_DECLARATIONS /* gathered into tinykd_params.h */
+#define TK_CONCATENATION_DECLARATIONS
+
+/* CONCATENATION of inputs with the output's quantization: `outer` blocks of each input's row. */
+typedef struct {
+    int count, outer;
+    const int *row_bytes; /* one per input */
+} tk_concatenation_params;
+
+void tk_concatenation(const tk_concatenation_params *p, const int8_t *const *inputs, int8_t *output);
+
+#endif /* TK_CONCATENATION_DECLARATIONS */
 
 #include "tinykd_runtime.h"
 

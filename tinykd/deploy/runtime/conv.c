@@ -1,4 +1,25 @@
 /* CONV_2D: int8 convolution with per-channel requantization. */
+#include <stdint.h>
+
+#ifndef TK_CONV_DECLARATIONS /* gathered into tinykd_params.h */
+#define TK_CONV_DECLARATIONS
+
+/* CONV_2D and DEPTHWISE_CONV_2D (NHWC input, OHWI / 1HWO filter, per-channel requantization). */
+typedef struct {
+    int batches, in_h, in_w, in_c, out_h, out_w, out_c;
+    int k_h, k_w, stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
+    int depth_multiplier; /* depthwise only */
+    int32_t input_offset, output_offset, act_min, act_max;
+    const int8_t *weights;
+    const int32_t *bias; /* may be NULL */
+    const int32_t *multiplier, *shift; /* one per output channel */
+} tk_conv_params;
+
+void tk_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output);
+void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output);
+
+#endif /* TK_CONV_DECLARATIONS */
+
 #include "tinykd_runtime.h"
 
 #if TK_KERNELS == TK_KERNELS_PORTABLE

@@ -1,4 +1,21 @@
 /* HARD_SWISH: x * relu6(x + 3) / 6 in 16-bit fixed point, on a 128x finer input scale. */
+#include <stdint.h>
+
+#ifndef TK_HARD_SWISH_DECLARATIONS /* gathered into tinykd_params.h */
+#define TK_HARD_SWISH_DECLARATIONS
+
+/* HARD_SWISH with 16-bit multipliers. */
+typedef struct {
+    int size;
+    int16_t input_zero_point, output_zero_point;
+    int16_t output_multiplier, reluish_multiplier;
+    int output_exponent, reluish_exponent;
+} tk_hard_swish_params;
+
+void tk_hard_swish(const tk_hard_swish_params *p, const int8_t *input, int8_t *output);
+
+#endif /* TK_HARD_SWISH_DECLARATIONS */
+
 #include "tinykd_runtime.h"
 
 static int16_t saturate16(int32_t x)

@@ -1,4 +1,20 @@
 /* LOGISTIC: input rescaled to Q4.27, 1 / (1 + exp(-x)) in fixed point, output in Q0.8. */
+#include <stdint.h>
+
+#ifndef TK_LOGISTIC_DECLARATIONS /* gathered into tinykd_params.h */
+#define TK_LOGISTIC_DECLARATIONS
+
+/* LOGISTIC; output scale 1/256, zero point -128. */
+typedef struct {
+    int size;
+    int32_t input_zero_point, input_multiplier, input_range_radius;
+    int input_left_shift;
+} tk_logistic_params;
+
+void tk_logistic(const tk_logistic_params *p, const int8_t *input, int8_t *output);
+
+#endif /* TK_LOGISTIC_DECLARATIONS */
+
 #include "tinykd_runtime.h"
 
 static int32_t logistic_q31(int32_t x)

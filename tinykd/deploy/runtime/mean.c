@@ -1,4 +1,21 @@
 /* MEAN: sums over the reduced axes, then requantizes with the count folded into the multiplier. */
+#include <stdint.h>
+
+#ifndef TK_MEAN_DECLARATIONS /* gathered into tinykd_params.h */
+#define TK_MEAN_DECLARATIONS
+
+/* MEAN over the axes flagged in `reduce` of a (padded to) 4-D input. */
+typedef struct {
+    int dims[4];
+    int reduce[4];
+    int32_t count; /* elements averaged into each output */
+    int32_t input_zero_point, output_zero_point, multiplier, shift;
+} tk_mean_params;
+
+void tk_mean(const tk_mean_params *p, const int8_t *input, int8_t *output);
+
+#endif /* TK_MEAN_DECLARATIONS */
+
 #include "tinykd_runtime.h"
 
 void tk_mean(const tk_mean_params *p, const int8_t *input, int8_t *output)

@@ -1,4 +1,19 @@
 /* PAD: copies the input into the output and fills the border with a constant. */
+#include <stdint.h>
+
+#ifndef TK_PAD_DECLARATIONS /* gathered into tinykd_params.h */
+#define TK_PAD_DECLARATIONS
+
+/* PAD of a (padded to) 4-D tensor with a constant. */
+typedef struct {
+    int in_dims[4], out_dims[4], before[4];
+    int8_t value;
+} tk_pad_params;
+
+void tk_pad(const tk_pad_params *p, const int8_t *input, int8_t *output);
+
+#endif /* TK_PAD_DECLARATIONS */
+
 #include "tinykd_runtime.h"
 
 void tk_pad(const tk_pad_params *p, const int8_t *input, int8_t *output)

@@ -1,4 +1,21 @@
 /* MAX_POOL_2D and AVERAGE_POOL_2D over the window's part inside the input. */
+#include <stdint.h>
+
+#ifndef TK_POOLING_DECLARATIONS /* gathered into tinykd_params.h */
+#define TK_POOLING_DECLARATIONS
+
+/* MAX_POOL_2D and AVERAGE_POOL_2D (same input and output quantization). */
+typedef struct {
+    int batches, in_h, in_w, channels, out_h, out_w;
+    int k_h, k_w, stride_h, stride_w, pad_h, pad_w;
+    int32_t act_min, act_max;
+} tk_pool_params;
+
+void tk_max_pool_2d(const tk_pool_params *p, const int8_t *input, int8_t *output);
+void tk_average_pool_2d(const tk_pool_params *p, const int8_t *input, int8_t *output);
+
+#endif /* TK_POOLING_DECLARATIONS */
+
 #include "tinykd_runtime.h"
 
 /* One channel of a window's part inside the input, `rows` by `cols` pixels from input[first] (that

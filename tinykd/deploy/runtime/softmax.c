@@ -1,5 +1,22 @@
 /* SOFTMAX: fixed-point exp of the scaled differences to the row maximum, then the reciprocal of
  * their sum (exp with 5 integer bits, sum with 12). */
+#include <stdint.h>
+
+#ifndef TK_SOFTMAX_DECLARATIONS /* gathered into tinykd_params.h */
+#define TK_SOFTMAX_DECLARATIONS
+
+/* SOFTMAX over the last axis; output scale 1/256, zero point -128. */
+typedef struct {
+    int rows, depth;
+    int32_t input_multiplier;
+    int input_left_shift;
+    int32_t diff_min;
+} tk_softmax_params;
+
+void tk_softmax(const tk_softmax_params *p, const int8_t *input, int8_t *output);
+
+#endif /* TK_SOFTMAX_DECLARATIONS */
+
 #include "tinykd_runtime.h"
 
 static int count_leading_zeros(uint32_t x)

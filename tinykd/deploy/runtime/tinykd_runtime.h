@@ -9,7 +9,8 @@
  *  - tinykd_kernels.h: which kernel variant this build compiles;
  *  - tinykd_compiler.h: inlining hints;
  *  - tinykd_fixedpoint.h: gemmlowp fixed-point arithmetic and requantization;
- *  - tinykd_params.h: every kernel's parameter struct and prototype;
+ *  - tinykd_params.h: every kernel's parameter struct and prototype, which tinykd generates from the
+ *    declaration block at the top of each kernel file;
  *  - tinykd_loops.h: loops several kernels share.
  * The variants' own helpers are in tinykd_dsp.h and tinykd_mve.h, which only their kernels include.
  */
