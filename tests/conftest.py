@@ -106,3 +106,42 @@ def write_counting_set(folder, images=200, size=32, most=5, unlabelled=10, seed=
         counts[f"photo{i:03d}.png"] = None if i >= images - unlabelled else n
     (folder / "count.json").write_text(json.dumps(counts, indent=1))
     return counts
+
+
+TONES_HZ = (300.0, 700.0, 1500.0)
+
+
+def tone_features(n, frames=16, bands=8, rate=4000, hop=128, seed=0):
+    """Synthetic keyword spotting: each clip is one of TONES_HZ (pitch jittered, random phase and level) in
+    noise, turned into log mel-like band energies with numpy: (n, frames, bands, 1) features, labels."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(TONES_HZ), n)
+    t = np.arange(frames * hop) / rate
+    pitch = np.asarray(TONES_HZ)[labels] * rng.uniform(0.95, 1.05, n)
+    clips = (rng.uniform(0.3, 1.0, (n, 1)) * np.sin(2 * np.pi * pitch[:, None] * t + rng.uniform(0, 6.3, (n, 1)))
+             + rng.normal(0, 0.3, (n, t.size)))
+    spectrum = np.abs(np.fft.rfft(clips.reshape(n, frames, hop) * np.hanning(hop), axis=-1)) ** 2
+    mel = np.linspace(0, 2595 * np.log10(1 + rate / 2 / 700), bands + 2)
+    edges = 700 * (10 ** (mel / 2595) - 1) / (rate / 2) * (hop // 2)  # band edges in FFT bins
+    bins = np.arange(hop // 2 + 1)
+    filters = np.stack([np.clip(np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)), 0, None)
+                        for lo, mid, hi in zip(edges, edges[1:], edges[2:])], axis=1)
+    return np.log(spectrum @ filters + 1e-3)[..., None].astype(np.float32), labels
+
+
+def sensor_windows(n, length=64, channels=3, seed=0):
+    """Synthetic sensor windows: class c is a slow wave on axis c plus noise on every axis;
+    (n, length, channels) windows and labels."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, channels, n)
+    x = rng.normal(0, 0.5, (n, length, channels))
+    wave = np.sin(2 * np.pi * rng.uniform(2, 4, (n, 1)) * np.arange(length) / length + rng.uniform(0, 6.3, (n, 1)))
+    x[np.arange(n), :, labels] += 1.5 * wave
+    return x.astype(np.float32), labels
+
+
+def write_npz(path, make, n_train, n_test, **arrays) -> None:
+    """An npz: dataset from a generator (`tone_features`, `sensor_windows`); `arrays` add or replace arrays."""
+    x_train, y_train = make(n_train, seed=1)
+    x_test, y_test = make(n_test, seed=2)
+    np.savez(path, **(dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test) | arrays))

@@ -2,7 +2,8 @@
 
 Images come out as float32 in [0, 1], shape (N, height, width, channels); labels as int32.
 Named datasets: fashion_mnist, mnist, cifar10, digits; and `folder:PATH` (one sub-folder per class)
-and `count:PATH` (images + count.json giving the number of people in each).
+and `count:PATH` (images + count.json giving the number of people in each). `npz:PATH` datasets
+(tinykd.train.npz) are not images: their features keep the shape and values they are stored with.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from tinykd.core.artifacts import read_parsed
 from tinykd.core.errors import TinykdError
+from tinykd.train.npz import is_npz, load_npz, npz_path
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class Dataset:
     """Images skipped because they have no label yet (count datasets)."""
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
+    def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
     @property
@@ -70,6 +72,7 @@ def load_dataset(name: str, image_size=(48, 48), channels: int = 1, validation_s
 
     The validation split is taken from the training images with `seed`, so the same seed gives the
     same split. `limit` keeps at most that many training images (and a proportional test set).
+    An `npz:PATH` dataset is only split: `image_size` and `channels` do not apply to its features.
     """
     raw_train, raw_test, class_names, source, unlabelled = _load_raw(name, data_dir, seed)
     (x_train, y_train), (x_test, y_test) = raw_train, raw_test
@@ -84,7 +87,10 @@ def load_dataset(name: str, image_size=(48, 48), channels: int = 1, validation_s
     log.debug(f"{name}: {len(x_train) - n_val:,} training and {n_val:,} validation images (seed {seed}), "
               f"{len(x_test):,} test images")
     val, train = order[:n_val], order[n_val:]
-    prepare = lambda x: prepare_images(x, image_size, channels)  # noqa: E731
+
+    def prepare(x):
+        return x if is_npz(name) else prepare_images(x, image_size, channels)
+
     return Dataset(name=name, class_names=class_names,
                    x_train=prepare(x_train[train]), y_train=y_train[train].astype(np.int32),
                    x_val=prepare(x_train[val]), y_val=y_train[val].astype(np.int32),
@@ -114,12 +120,12 @@ def prepare_images(images: np.ndarray, image_size=(48, 48), channels: int = 1) -
 
 
 def dataset_names() -> list[str]:
-    return ["fashion_mnist", "mnist", "cifar10", "digits", "folder:PATH", "count:PATH"]
+    return ["fashion_mnist", "mnist", "cifar10", "digits", "folder:PATH", "count:PATH", "npz:PATH"]
 
 
 def check_dataset_name(name: str) -> None:
     """An unknown name is an error listing the known ones."""
-    if name not in dataset_names() and not name.startswith(("folder:", "count:")):
+    if name not in dataset_names() and not name.startswith(("folder:", "count:", "npz:")):
         raise TinykdError(f"unknown dataset {name!r}; known: {', '.join(dataset_names())}")
 
 
@@ -143,6 +149,9 @@ def _load_raw(name: str, data_dir: str | None, seed: int):
         x, y, classes = _load_folder(Path(name[len("folder:"):]))
         train, test = _split_test((x, y), seed=0)
         return train, test, classes, name[len("folder:"):], 0
+    if is_npz(name):
+        train, test, classes = load_npz(npz_path(name))
+        return train, test, classes, str(npz_path(name)), 0
     x, y, unlabelled = _load_count(Path(name[len("count:"):]))  # count:PATH, the last name check_dataset_name knows
     train, test = _split_test((x, y), seed=0)
     classes = [str(i) for i in range(COUNT_CLASSES - 1)] + [f"{COUNT_CLASSES - 1}+"]

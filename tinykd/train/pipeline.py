@@ -21,6 +21,7 @@ from typing import Callable
 from tinykd.core.artifacts import RunLayout, check_model_file, write_json
 from tinykd.core.config import PipelineConfig
 from tinykd.train.data import Dataset, load_dataset
+from tinykd.train.npz import is_npz, npz_sha256
 from tinykd.core.errors import TinykdError
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ def load_data(config: PipelineConfig, record: bool = True) -> Dataset:
     write_json(config.layout.dataset, {
         "dataset": d.dataset, "image_size": list(d.size), "channels": d.channels, "data_dir": d.data_dir,
         "limit": d.limit, "validation_split": d.validation_split, "seed": config.seed,
-        "class_names": dataset.class_names, "source": dataset.source, "unlabelled": dataset.unlabelled,
+        "class_names": dataset.class_names, "input_shape": list(dataset.input_shape), "source": dataset.source,
+        "unlabelled": dataset.unlabelled,
         "train": len(dataset.x_train), "validation": len(dataset.x_val), "test": len(dataset.x_test)})
     return dataset
 
@@ -52,8 +54,12 @@ def lazy_data(config: PipelineConfig, record: bool = True) -> Callable[[], Datas
 
 
 def stage_settings(config: PipelineConfig, sources: list[Path], section: str | None = None) -> dict:
-    """What a model depends on: the data, the seed, one pipeline-file section and the models it is made from."""
+    """What a model depends on: the data, the seed, one pipeline-file section and the models it is made from.
+    For an npz: dataset that is the file's content, not the image size and channels, which do not apply."""
     data = dataclasses.asdict(config.data) | {"image_size": list(config.data.size)}
+    if is_npz(config.data.dataset):
+        data = {k: v for k, v in data.items() if k not in ("image_size", "channels")}
+        data["sha256"] = npz_sha256(config.data.dataset)
     settings = {"data": data, "seed": config.seed,
                 "sources": {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sources}}
     if section:
@@ -99,9 +105,20 @@ def _first_difference(then, now, key: str = "") -> tuple[str, object, object] | 
     return None if then == now else (key, then, now)
 
 
+def _for_data(config: PipelineConfig, section: str) -> PipelineConfig:
+    """The config with `section` (teacher or student) as it applies to the data: augmentation crops and
+    brightens images, so npz: features train without it."""
+    settings = getattr(config, section)
+    if not (settings.augment and is_npz(config.data.dataset)):
+        return config
+    log.info(f"{section}: no augmentation for npz: features (augment is for images)")
+    return dataclasses.replace(config, **{section: dataclasses.replace(settings, augment=False)})
+
+
 def train_stage(config: PipelineConfig, data: Callable[[], Dataset], force: bool = False) -> Path:
     from tinykd.train.train import train_teacher
 
+    config = _for_data(config, "teacher")
     path = config.layout.teacher
     settings = stage_settings(config, [], "teacher")
     if _fresh(path, settings, force, "teacher"):
@@ -116,6 +133,7 @@ def distill_stage(config: PipelineConfig, data: Callable[[], Dataset], force: bo
     """Train the student; the teachers default to this run's teacher plus `teacher.extra`."""
     from tinykd.train.distill import distill_student
 
+    config = _for_data(config, "student")
     path = config.layout.student(kd)
     if kd and teachers is None:
         teachers = [config.layout.teacher] + [Path(p) for p in config.teacher.extra]
@@ -224,7 +242,7 @@ def int8_model(config: PipelineConfig) -> Path:
 
 def config_for_model(model: Path, config: PipelineConfig, dataset_given: bool) -> PipelineConfig:
     """The data settings a model was trained with: its run's dataset.json (unless a dataset was given
-    on the command line), with the image size and channels read from the model itself."""
+    on the command line), with the image size and channels read from the model itself (when it takes images)."""
     from tinykd.train.evaluate import model_input_shape
 
     model = Path(model)
@@ -235,7 +253,8 @@ def config_for_model(model: Path, config: PipelineConfig, dataset_given: bool) -
         info = json.loads(recorded.read_text())
         config.data.dataset, config.data.data_dir = info["dataset"], info.get("data_dir", "")
         config.data.limit, config.seed = info.get("limit", 0), info.get("seed", config.seed)
-    height, width, channels = model_input_shape(model)
-    config.data.image_size, config.data.channels = [height, width], channels
+    shape = model_input_shape(model)
+    if len(shape) == 3:
+        config.data.image_size, config.data.channels = list(shape[:2]), shape[2]
     config.runs_dir, config.name = str(layout.runs_dir), layout.name
     return config
