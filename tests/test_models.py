@@ -6,8 +6,13 @@ from tinykd.core.errors import TinykdError
 from tinykd.train.models import ARCHITECTURES, build_model
 
 
-@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
-@pytest.mark.parametrize("shape", [(48, 48, 1), (32, 32, 3), (12, 12, 1)])
+IMAGE_ARCHITECTURES = sorted(n for n, a in ARCHITECTURES.items() if len(a.example_input) == 3)
+SEQUENCE_ARCHITECTURES = sorted(n for n, a in ARCHITECTURES.items() if len(a.example_input) == 2)
+
+
+@pytest.mark.parametrize("name, shape", [(n, s) for n in IMAGE_ARCHITECTURES
+                                         for s in [(48, 48, 1), (32, 32, 3), (12, 12, 1), (49, 10, 1)]]
+                         + [(n, s) for n in SEQUENCE_ARCHITECTURES for s in [(128, 3), (16, 1)]])
 def test_every_architecture_emits_logits(name, shape):
     model = build_model(name, shape, 7)
     out = model.predict(np.random.default_rng(0).random((2,) + shape, np.float32), verbose=0)
@@ -18,9 +23,10 @@ def test_every_architecture_emits_logits(name, shape):
 
 @pytest.mark.parametrize("name", [n for n, a in ARCHITECTURES.items() if n != "classic_student"])
 def test_width_knob_scales_parameters(name):
-    narrow = build_model(name, (32, 32, 1), 10, width=0.5).count_params()
-    wide = build_model(name, (32, 32, 1), 10, width=2.0).count_params()
-    assert narrow < build_model(name, (32, 32, 1), 10).count_params() < wide
+    shape = ARCHITECTURES[name].example_input
+    narrow = build_model(name, shape, 10, width=0.5).count_params()
+    wide = build_model(name, shape, 10, width=2.0).count_params()
+    assert narrow < build_model(name, shape, 10).count_params() < wide
 
 
 def test_classic_student_is_conv8_pool_dense16_dense10():
@@ -47,3 +53,21 @@ def test_unknown_architecture_lists_known():
 def test_too_small_input_is_a_clear_error():
     with pytest.raises(TinykdError, match="'classic_student' cannot take \\(2, 2, 1\\) inputs"):
         build_model("classic_student", (2, 2, 1), 10)
+
+
+def test_ds_cnn_student_has_the_keyword_spotting_size():
+    """MLPerf Tiny's DS-CNN on 49x10 MFCCs with 12 classes: about 25k parameters."""
+    model = build_model("ds_cnn_student", (49, 10, 1), 12)
+    assert 24_000 < model.count_params() < 26_000
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("DepthwiseConv2D") == 4 and "AveragePooling2D" in kinds
+    assert model.get_layer("stem_conv").kernel_size == (10, 4)
+
+
+@pytest.mark.parametrize("name, shape, message", [
+    ("conv1d_student", (48, 48, 1), "want \\(length, channels\\) sequences"),
+    ("ds_cnn_student", (128, 3), "wants \\(time, frequency, channels\\) features"),
+])
+def test_an_input_of_the_wrong_rank_is_a_clear_error(name, shape, message):
+    with pytest.raises(TinykdError, match=f"'{name}' cannot take .* inputs: .*{message}"):
+        build_model(name, shape, 4)

@@ -238,14 +238,15 @@ def test_error_in_a_real_process_is_one_line_without_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "tinykd: error: command line: data.dataset: unknown dataset 'nope'; known: fashion_mnist, mnist, cifar10, "
-        "digits, folder:PATH, count:PATH"]
+        "digits, folder:PATH, count:PATH, npz:PATH"]
     assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_models_lists_architectures(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    for name in ["cnn_teacher", "classic_student", "tiny_conv", "tiny_dsconv", "cifar_teacher", "cifar_student"]:
+    for name in ["cnn_teacher", "classic_student", "tiny_conv", "tiny_dsconv", "cifar_teacher", "cifar_student",
+                 "ds_cnn_teacher", "ds_cnn_student", "conv1d_teacher", "conv1d_student"]:
         assert name in out
 
 

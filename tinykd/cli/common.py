@@ -17,7 +17,8 @@ def pipeline_options(parser: argparse.ArgumentParser, training: bool = True) -> 
     g.add_argument("--runs-dir", help="folder of runs (default: runs)")
     g.add_argument("--seed", type=int, help="random seed for splits, initialisation and shuffling (default: 0)")
     g = parser.add_argument_group("data")
-    g.add_argument("--dataset", help="fashion_mnist, mnist, cifar10, digits, folder:PATH or count:PATH")
+    g.add_argument("--dataset", help="fashion_mnist, mnist, cifar10, digits, folder:PATH, count:PATH "
+                   "or npz:PATH (features of any shape; --image-size and --channels do not apply)")
     g.add_argument("--data-dir", metavar="DIR", help="look for dataset files here first "
                    "(then $TINYKD_DATA, /usr/share/datasets, ~/.keras/datasets)")
     g.add_argument("--image-size", type=int, metavar="PX", help="square image side the models see (default: 48)")

@@ -124,7 +124,7 @@ def cmd_models(args) -> int:
 
     print(f"{'name':<16} {'role':<8} {'input':<10} {'parameters':>10}  description")
     for arch in ARCHITECTURES.values():
-        shape = (32, 32, 3) if arch.name.startswith("cifar") else (48, 48, 1)
+        shape = arch.example_input
         params = build_model(arch.name, shape, 10).count_params()
         print(f"{arch.name:<16} {arch.role:<8} {'x'.join(map(str, shape)):<10} {params:>10,}  {arch.summary}")
     return 0

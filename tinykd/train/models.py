@@ -2,7 +2,8 @@
 
 A builder takes the input shape, the number of classes and a width multiplier, and returns an
 uncompiled functional `keras.Model` whose layers have stable names, so feature distillation can
-refer to them.
+refer to them. Most take images or 2-D features (height, width, channels); the `conv1d_*` ones take
+sequences (length, channels), built from 2-D layers with Kx1 kernels so that they lower to CONV_2D.
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ class Architecture:
     role: str
     summary: str
     build: Callable
+    example_input: tuple[int, ...]
+    """An input shape it is made for (`tinykd models` counts the parameters at this shape)."""
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def _register(role: str, summary: str):
+def _register(role: str, summary: str, example_input: tuple[int, ...] = (48, 48, 1)):
     def wrap(fn):
-        ARCHITECTURES[fn.__name__] = Architecture(fn.__name__, role, summary, fn)
+        ARCHITECTURES[fn.__name__] = Architecture(fn.__name__, role, summary, fn, example_input)
         return fn
     return wrap
 
@@ -150,7 +153,8 @@ def tiny_dsconv(input_shape, num_classes, width):
     return _student_head(inputs, x, num_classes, "tiny_dsconv")
 
 
-@_register("teacher", "CIFAR-10 teacher: VGG-style 3x3 conv blocks (64/128/256 x width), batch norm, dropout")
+@_register("teacher", "CIFAR-10 teacher: VGG-style 3x3 conv blocks (64/128/256 x width), batch norm, dropout",
+           (32, 32, 3))
 def cifar_teacher(input_shape, num_classes, width):
     """Teacher for 32x32 RGB: three blocks of two 3x3 convs, each followed by pooling and dropout."""
     keras, layers, reg = _layers()
@@ -167,7 +171,8 @@ def cifar_teacher(input_shape, num_classes, width):
     return keras.Model(inputs, outputs, name="cifar_teacher")
 
 
-@_register("student", "CIFAR-10 student: conv stem and four depthwise-separable blocks (32..128 x width)")
+@_register("student", "CIFAR-10 student: conv stem and four depthwise-separable blocks (32..128 x width)",
+           (32, 32, 3))
 def cifar_student(input_shape, num_classes, width):
     """Student for 32x32 RGB: a depthwise-separable network sized for a Cortex-M4/M7."""
     keras = _layers()[0]
@@ -178,6 +183,78 @@ def cifar_student(input_shape, num_classes, width):
     x = _ds_block(x, _ch(128, width), "ds3", strides=2)
     x = _ds_block(x, _ch(128, width), "ds4")
     return _student_head(inputs, x, num_classes, "cifar_student")
+
+
+def _average_head(inputs, x, num_classes, name, dropout=0.0, reg=None):
+    """Average pooling over the whole feature map, then the logits (AVERAGE_POOL_2D, RESHAPE, FULLY_CONNECTED)."""
+    keras, layers, _ = _layers()
+    x = layers.AveragePooling2D(tuple(x.shape[1:3]), name="pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="pool_drop")(x)
+    return keras.Model(inputs, layers.Dense(num_classes, kernel_regularizer=reg, name="logits")(x), name=name)
+
+
+def _ds_cnn(input_shape, num_classes, channels: int, blocks: int, name: str, dropout: float = 0.0, reg=None):
+    """DS-CNN for spectrogram-like features (time x frequency x 1), as in keyword spotting: a strided
+    conv over up to 10x4 cells, `blocks` depthwise-separable blocks of `channels`, average pool, dense."""
+    keras, layers, _ = _layers()
+    if len(input_shape) != 3:
+        raise ValueError("DS-CNN wants (time, frequency, channels) features")
+    inputs = keras.Input(input_shape, name="features")
+    kernel = (min(10, input_shape[0]), min(4, input_shape[1]))
+    x = _conv_bn_relu(inputs, channels, "stem", strides=2, reg=reg, kernel=kernel)
+    if dropout:
+        x = layers.Dropout(dropout / 2, name="stem_drop")(x)
+    for i in range(blocks):
+        x = _ds_block(x, channels, f"ds{i + 1}", reg=reg)
+    return _average_head(inputs, x, num_classes, name, dropout, reg)
+
+
+@_register("teacher", "DS-CNN for 2-D features such as MFCCs: 10x4 strided conv, five depthwise-separable "
+           "blocks of 128 x width, dropout, L2 1e-4", (49, 10, 1))
+def ds_cnn_teacher(input_shape, num_classes, width):
+    """A wide DS-CNN teacher for time x frequency features such as 49x10 MFCCs."""
+    return _ds_cnn(input_shape, num_classes, _ch(128, width), 5, "ds_cnn_teacher", dropout=0.4, reg=_layers()[2])
+
+
+@_register("student", "keyword spotting's DS-CNN (MLPerf Tiny size): 10x4 strided conv, four "
+           "depthwise-separable blocks of 64 x width", (49, 10, 1))
+def ds_cnn_student(input_shape, num_classes, width):
+    """The small DS-CNN of keyword spotting on microcontrollers."""
+    return _ds_cnn(input_shape, num_classes, _ch(64, width), 4, "ds_cnn_student")
+
+
+def _conv1d(input_shape, num_classes, filters, name: str, dropout: float = 0.0, reg=None):
+    """Kx1 convolutions over a (length, channels) sequence viewed as (length, 1, channels): the first
+    `len(filters) - 1` stride 2, then an average pool over the remaining length and the logits."""
+    keras, layers, _ = _layers()
+    if len(input_shape) != 2:
+        raise ValueError("conv1d architectures want (length, channels) sequences")
+    inputs = keras.Input(input_shape, name="sequence")
+    x = layers.Reshape((input_shape[0], 1, input_shape[1]), name="as_2d")(inputs)
+    for i, f in enumerate(filters):
+        strides = (2, 1) if i < len(filters) - 1 else 1
+        x = _conv_bn_relu(x, f, f"conv{i + 1}", strides=strides, reg=reg, kernel=(5 if i == 0 else 3, 1))
+        if dropout and i < len(filters) - 1:
+            x = layers.Dropout(dropout / 2, name=f"conv{i + 1}_drop")(x)
+    return _average_head(inputs, x, num_classes, name, dropout, reg)
+
+
+@_register("teacher", "1-D convs for length x channels windows: four Kx1 conv layers of 32..128 x width, "
+           "dropout, L2 1e-4", (128, 3))
+def conv1d_teacher(input_shape, num_classes, width):
+    """A wider 1-D conv teacher for sequences such as accelerometer windows."""
+    filters = [_ch(f, width) for f in (32, 64, 128, 128)]
+    return _conv1d(input_shape, num_classes, filters, "conv1d_teacher", dropout=0.3, reg=_layers()[2])
+
+
+@_register("student", "1-D convs for length x channels windows: three Kx1 conv layers of 8/16/32 x width",
+           (128, 3))
+def conv1d_student(input_shape, num_classes, width):
+    """A small 1-D conv student; Kx1 Conv2D layers lower to CONV_2D (no EXPAND_DIMS or SQUEEZE)."""
+    filters = [_ch(f, width) for f in (8, 16, 32)]
+    return _conv1d(input_shape, num_classes, filters, "conv1d_student")
 
 
 def load_keras_model(path):
