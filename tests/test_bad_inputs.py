@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from tinykd.cli import main
@@ -66,6 +67,9 @@ CASES = [
     (["train", "--batch-size", "0"], 2, "batch_size must be positive"),
     (["train", "--name", "../../escape"], 2, "name = '../../escape' must be a folder name"),
     (["train", "--image-size", "0"], 2, "data.image_size must be positive"),
+    (["train", "--dataset", "npz:missing.npz"], 2, "missing.npz: no such .npz dataset file"),
+    (["train", "--dataset", "npz:notes.txt"], 2, "notes.txt: not a .npz file (not a zip archive)"),
+    (["train", "--dataset", "npz:partial.npz"], 2, "partial.npz: no array y_test (has x_test, x_train, y_train)"),
     (["run", "--config", "short-size.toml"], 2, "data.image_size = [8] must be one number or [height, width]"),
     (["run", "--config", "no-batch.toml"], 2, "batch_size must be positive"),
     (["run", "--config", "no-name.toml"], 2, "name = '' must be a folder name"),
@@ -95,6 +99,7 @@ def workspace(tmp_path_factory, zoo):
     (root / "mine").mkdir()
     (root / "mine" / "thesis.tex").write_text("\\section{}")
     (root / "empty-dir").mkdir()
+    np.savez(root / "partial.npz", x_train=np.zeros((4, 3)), y_train=np.arange(4), x_test=np.zeros((2, 3)))
     few = {f"p{i}.png": i % 3 for i in range(6)}
     for name, counts in (("photos", {"a.png": 1}), ("negative", {"a.png": -1}), ("escape", {"/etc/hostname": 1}),
                          ("few", few)):

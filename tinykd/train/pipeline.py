@@ -111,7 +111,7 @@ def _for_data(config: PipelineConfig, section: str) -> PipelineConfig:
     settings = getattr(config, section)
     if not (settings.augment and is_npz(config.data.dataset)):
         return config
-    log.info(f"{section}: no augmentation for npz: features (augment is for images)")
+    log.debug(f"{section}: no augmentation for npz: features (augment is for images)")
     return dataclasses.replace(config, **{section: dataclasses.replace(settings, augment=False)})
 
 
