@@ -82,3 +82,10 @@ def test_a_1d_student_quantizes_to_ops_the_c_backend_runs_exactly(tmp_path, monk
     assert {op.op for op in model.operators} <= {"RESHAPE", "CONV_2D", "AVERAGE_POOL_2D", "FULLY_CONNECTED"}
     quantized = json.loads((tmp_path / "runs" / "motion" / "student_quantize.json").read_text())
     assert quantized["int8"]["test_accuracy"] > 0.5, "three classes: the axis that moves is learnt"
+
+    int8 = "runs/motion/student_int8.tflite"
+    assert main(["evaluate", int8, "--out", "eval"]) == 0, "evaluate finds the run's npz: dataset"
+    assert json.loads((tmp_path / "eval" / "summary.json").read_text())["accuracy"] == quantized["int8"]["test_accuracy"]
+    capsys.readouterr()
+    assert main(["predict", int8, "window.png"]) == 2
+    assert "takes (64, 3) inputs, not images; predict reads image files" in capsys.readouterr().err

@@ -42,7 +42,11 @@ def predict_images(model_path: str | Path, image_paths: list[str | Path], top: i
     """One result per image, in order: {image, class, probability, top: [[class, p], ...]} or {image, error}."""
     model_path = Path(model_path)
     check_model_file(model_path)
-    height, width, channels = model_input_shape(model_path)
+    shape = model_input_shape(model_path)
+    if len(shape) != 3 or shape[2] not in (1, 3):
+        raise TinykdError(f"{model_path}: the model takes {shape} inputs, not images; predict reads image files "
+                          "(tinykd evaluate measures a model on its npz: dataset)")
+    height, width, channels = shape
     results, images, readable = [], [], []
     for path in image_paths:
         try:
