@@ -140,8 +140,18 @@ def sensor_windows(n, length=64, channels=3, seed=0):
     return x.astype(np.float32), labels
 
 
+def feature_vectors(n, features=12, classes=3, seed=0):
+    """Synthetic tabular data: class c raises feature c above the noise; (n, features) vectors and labels."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    x = rng.normal(0, 1, (n, features))
+    x[np.arange(n), labels] += 3
+    return x.astype(np.float32), labels
+
+
 def write_npz(path, make, n_train, n_test, **arrays) -> None:
-    """An npz: dataset from a generator (`tone_features`, `sensor_windows`); `arrays` add or replace arrays."""
+    """An npz: dataset from a generator (`tone_features`, `sensor_windows`, `feature_vectors`); `arrays` add or
+    replace arrays."""
     x_train, y_train = make(n_train, seed=1)
     x_test, y_test = make(n_test, seed=2)
     np.savez(path, **(dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test) | arrays))

@@ -8,11 +8,13 @@ from tinykd.train.models import ARCHITECTURES, build_model
 
 IMAGE_ARCHITECTURES = sorted(n for n, a in ARCHITECTURES.items() if len(a.example_input) == 3)
 SEQUENCE_ARCHITECTURES = sorted(n for n, a in ARCHITECTURES.items() if len(a.example_input) == 2)
+VECTOR_ARCHITECTURES = sorted(n for n, a in ARCHITECTURES.items() if len(a.example_input) == 1)
 
 
 @pytest.mark.parametrize("name, shape", [(n, s) for n in IMAGE_ARCHITECTURES
                                          for s in [(48, 48, 1), (32, 32, 3), (12, 12, 1), (49, 10, 1)]]
-                         + [(n, s) for n in SEQUENCE_ARCHITECTURES for s in [(128, 3), (16, 1)]])
+                         + [(n, s) for n in SEQUENCE_ARCHITECTURES for s in [(128, 3), (16, 1)]]
+                         + [(n, s) for n in VECTOR_ARCHITECTURES for s in [(20,), (64, 3), (12, 12, 1)]])
 def test_every_architecture_emits_logits(name, shape):
     model = build_model(name, shape, 7)
     out = model.predict(np.random.default_rng(0).random((2,) + shape, np.float32), verbose=0)

@@ -1,12 +1,12 @@
 """Non-image data end to end: the README's keyword-spotting recipe (npz: features, DS-CNN teacher and
-student) through run, build and verify on an emulated Cortex-M4, and a 1-D conv student on sensor windows
-through build's check of the C backend against TFLM."""
+student) through run, build and verify on an emulated Cortex-M4; a 1-D conv student on sensor windows and
+a dense student on feature vectors through build's check of the C backend against TFLM."""
 
 import json
 
 import numpy as np
 
-from conftest import TONES_HZ, sensor_windows, tone_features, write_npz
+from conftest import TONES_HZ, feature_vectors, sensor_windows, tone_features, write_npz
 from tinykd.cli import main
 from tinykd.tflite.reader import read_model
 
@@ -89,3 +89,29 @@ def test_a_1d_student_quantizes_to_ops_the_c_backend_runs_exactly(tmp_path, monk
     capsys.readouterr()
     assert main(["predict", int8, "window.png"]) == 2
     assert "takes (64, 3) inputs, not images; predict reads image files" in capsys.readouterr().err
+
+
+TABLE = """name = "table"
+[data]
+dataset = "npz:table.npz"
+[student]
+architecture = "mlp_student"
+kd = false
+epochs = 5
+batch_size = 32
+learning_rate = 1e-2
+[quantize]
+representative_samples = 64
+"""
+
+
+def test_a_dense_student_on_feature_vectors_needs_no_teacher(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_npz(tmp_path / "table.npz", feature_vectors, 240, 40)
+    (tmp_path / "tinykd.toml").write_text(TABLE)
+    assert main(["build", "--board", "native"]) == 0
+    assert "byte-equal with TFLM" in capsys.readouterr().out
+    run = tmp_path / "runs" / "table"
+    assert not (run / "teacher.keras").exists(), "kd = false: labels alone"
+    assert {op.op for op in read_model(run / "student_nokd_int8.tflite").operators} == {"FULLY_CONNECTED"}
+    assert json.loads((run / "student_nokd_quantize.json").read_text())["int8"]["test_accuracy"] > 0.6

@@ -246,7 +246,7 @@ def test_models_lists_architectures(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     for name in ["cnn_teacher", "classic_student", "tiny_conv", "tiny_dsconv", "cifar_teacher", "cifar_student",
-                 "ds_cnn_teacher", "ds_cnn_student", "conv1d_teacher", "conv1d_student"]:
+                 "ds_cnn_teacher", "ds_cnn_student", "conv1d_teacher", "conv1d_student", "mlp_teacher", "mlp_student"]:
         assert name in out
 
 

@@ -3,7 +3,8 @@
 A builder takes the input shape, the number of classes and a width multiplier, and returns an
 uncompiled functional `keras.Model` whose layers have stable names, so feature distillation can
 refer to them. Most take images or 2-D features (height, width, channels); the `conv1d_*` ones take
-sequences (length, channels), built from 2-D layers with Kx1 kernels so that they lower to CONV_2D.
+sequences (length, channels), built from 2-D layers with Kx1 kernels so that they lower to CONV_2D; the
+`mlp_*` ones flatten any input.
 """
 
 from __future__ import annotations
@@ -255,6 +256,30 @@ def conv1d_student(input_shape, num_classes, width):
     """A small 1-D conv student; Kx1 Conv2D layers lower to CONV_2D (no EXPAND_DIMS or SQUEEZE)."""
     filters = [_ch(f, width) for f in (8, 16, 32)]
     return _conv1d(input_shape, num_classes, filters, "conv1d_student")
+
+
+def _mlp(input_shape, num_classes, units, name: str, dropout: float = 0.0, reg=None):
+    """Dense ReLU layers of `units` on the flattened input, then the logits."""
+    keras, layers, _ = _layers()
+    inputs = keras.Input(input_shape, name="features")
+    x = layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
+    for i, n in enumerate(units):
+        x = layers.Dense(n, activation="relu", kernel_regularizer=reg, name=f"dense{i + 1}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dense{i + 1}_drop")(x)
+    return keras.Model(inputs, layers.Dense(num_classes, kernel_regularizer=reg, name="logits")(x), name=name)
+
+
+@_register("teacher", "multilayer perceptron for feature vectors: dense 256/128 x width, dropout, L2 1e-4", (20,))
+def mlp_teacher(input_shape, num_classes, width):
+    """A dense teacher for tabular or precomputed feature vectors (any input is flattened)."""
+    return _mlp(input_shape, num_classes, [_ch(256, width), _ch(128, width)], "mlp_teacher", 0.2, _layers()[2])
+
+
+@_register("student", "multilayer perceptron for feature vectors: dense 32/16 x width", (20,))
+def mlp_student(input_shape, num_classes, width):
+    """A small dense student: FULLY_CONNECTED layers only."""
+    return _mlp(input_shape, num_classes, [_ch(32, width), _ch(16, width)], "mlp_student")
 
 
 def load_keras_model(path):
