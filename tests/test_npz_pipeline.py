@@ -39,6 +39,7 @@ def test_keyword_spotting_recipe_runs_on_a_cortex_m4(tmp_path, monkeypatch, caps
     assert summary["student"]["int8_test_accuracy"] > 2 / len(TONES_HZ), "the tones are learnt, INT8 included"
     dataset = json.loads((run / "dataset.json").read_text())
     assert dataset["input_shape"] == [16, 8, 1] and dataset["class_names"] == ["low", "mid", "high"]
+    assert "image_size" not in dataset and "channels" not in dataset, "they do not apply to npz: features"
     stages = json.loads((run / "stages.json").read_text())
     assert stages["teacher.keras"]["teacher"]["augment"] is False, "image augmentation is off for npz features"
     model = read_model(run / "student_int8.tflite")

@@ -30,21 +30,30 @@ log = logging.getLogger(__name__)
 def load_data(config: PipelineConfig, record: bool = True) -> Dataset:
     """Load the configured dataset; with `record`, note what it was in the run's `dataset.json`."""
     d = config.data
-    log.debug(f"loading {d.dataset} at {d.size[0]}x{d.size[1]}x{d.channels}")
+    npz = is_npz(d.dataset)
+    log.debug(f"loading {d.dataset}" + ("" if npz else f" at {d.size[0]}x{d.size[1]}x{d.channels}"))
     dataset = load_dataset(d.dataset, d.size, d.channels, d.validation_split, config.seed,
                            d.data_dir or None, d.limit)
+    shape = "x".join(map(str, dataset.input_shape))
     log.info(f"{dataset.name} from {dataset.source}: {len(dataset.x_train):,} train, "
-             f"{len(dataset.x_val):,} validation, {len(dataset.x_test):,} test images, "
-             f"{dataset.num_classes} classes")
+             f"{len(dataset.x_val):,} validation, {len(dataset.x_test):,} test "
+             f"{f'samples of {shape}' if npz else 'images'}, {dataset.num_classes} classes")
     if not record:
         return dataset
-    write_json(config.layout.dataset, {
+    write_json(config.layout.dataset, _applicable(config, {
         "dataset": d.dataset, "image_size": list(d.size), "channels": d.channels, "data_dir": d.data_dir,
         "limit": d.limit, "validation_split": d.validation_split, "seed": config.seed,
         "class_names": dataset.class_names, "input_shape": list(dataset.input_shape), "source": dataset.source,
         "unlabelled": dataset.unlabelled,
-        "train": len(dataset.x_train), "validation": len(dataset.x_val), "test": len(dataset.x_test)})
+        "train": len(dataset.x_train), "validation": len(dataset.x_val), "test": len(dataset.x_test)}))
     return dataset
+
+
+def _applicable(config: PipelineConfig, data: dict) -> dict:
+    """Data settings without those that do not apply: image size and channels for npz: features."""
+    if not is_npz(config.data.dataset):
+        return data
+    return {k: v for k, v in data.items() if k not in ("image_size", "channels")}
 
 
 def lazy_data(config: PipelineConfig, record: bool = True) -> Callable[[], Dataset]:
@@ -56,9 +65,8 @@ def lazy_data(config: PipelineConfig, record: bool = True) -> Callable[[], Datas
 def stage_settings(config: PipelineConfig, sources: list[Path], section: str | None = None) -> dict:
     """What a model depends on: the data, the seed, one pipeline-file section and the models it is made from.
     For an npz: dataset that is the file's content, not the image size and channels, which do not apply."""
-    data = dataclasses.asdict(config.data) | {"image_size": list(config.data.size)}
+    data = _applicable(config, dataclasses.asdict(config.data) | {"image_size": list(config.data.size)})
     if is_npz(config.data.dataset):
-        data = {k: v for k, v in data.items() if k not in ("image_size", "channels")}
         data["sha256"] = npz_sha256(config.data.dataset)
     settings = {"data": data, "seed": config.seed,
                 "sources": {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sources}}
