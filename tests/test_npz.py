@@ -62,6 +62,7 @@ BAD = [
     ("empty", b"", "the file is empty, not a .npz dataset"),
     ("text", b"x_train,y_train\n1,2\n", "not a .npz file (not a zip archive)"),
     ("npy", "npy", "not a .npz file (not a zip archive)"),
+    ("damaged", "damaged", "cannot read the .npz file, it is damaged"),
     ("no-test", dict(x_test=None, y_test=None), "no array x_test, y_test (has x_train, y_train)"),
     ("lengths", dict(y_train=Y[:5]), "x_train has 8 samples but y_train has 5 labels"),
     ("shapes", dict(x_test=X[:, :32]), "x_train samples have shape (64, 3) but x_test samples (32, 3)"),
@@ -92,6 +93,11 @@ def test_a_bad_file_is_one_line_naming_it(tmp_path, name, content, message):
     elif content == "npy":
         with open(path, "wb") as f:
             np.save(f, X)
+    elif content == "damaged":  # the zip directory intact, an array's header overwritten
+        np.savez(path, x_train=X, y_train=Y, x_test=X, y_test=Y)
+        data = bytearray(path.read_bytes())
+        data[70:80] = bytes(10)
+        path.write_bytes(bytes(data))
     elif isinstance(content, dict):
         arrays = dict(x_train=X, y_train=Y, x_test=X, y_test=Y) | content
         np.savez(path, **{k: v for k, v in arrays.items() if v is not None})

@@ -69,13 +69,11 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
             return {name: npz[name] for name in (*ARRAYS, "class_names") if name in names}
     except TinykdError:
         raise
-    except ValueError as exc:
-        if "pickle" in str(exc):
+    except Exception as exc:  # a damaged archive or array header can raise almost anything
+        if isinstance(exc, ValueError) and "pickle" in str(exc):
             raise TinykdError(f"{path}: holds pickled objects, which tinykd does not load; save numbers, and "
                               "class_names as a string array (np.array([...], dtype=str))") from None
-        raise TinykdError(f"{path}: cannot read the .npz file ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise TinykdError(f"{path}: cannot read the .npz file ({exc})") from None
+        raise TinykdError(f"{path}: cannot read the .npz file, it is damaged ({type(exc).__name__}: {exc})") from None
 
 
 def _features(path: Path, arrays: dict, name: str) -> np.ndarray:
