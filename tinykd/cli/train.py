@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from tinykd.cli.common import EXIT_USAGE, config_from_args, pipeline_options
+from tinykd.cli.common import EXIT_USAGE, config_from_args, distribute_option, pipeline_options
 from tinykd.core.errors import TinykdError
 
 
@@ -16,6 +16,7 @@ def add_parsers(sub) -> None:
                                    "artifacts already exist (use --force to redo them).")
     p.add_argument("config_file", nargs="?", metavar="CONFIG", help="pipeline file (same as --config)")
     pipeline_options(p, training=False)
+    distribute_option(p)
 
     p = sub.add_parser("train", help="train the teacher -> runs/NAME/teacher.keras",
                        description="Train the teacher with label-smoothed cross-entropy, Adam, L2 and light "

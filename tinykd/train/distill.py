@@ -133,7 +133,7 @@ def make_distiller(teacher, student, alpha: float, temperature: float, features=
     weights = [1.0]
     for pair in features:
         losses.append(keras.distillation.FeatureDistillation(
-            loss=pair.loss, teacher_layer_name=pair.teacher_layer, student_layer_name=pair.student_layer))
+            loss=_Reduced(pair.loss), teacher_layer_name=pair.teacher_layer, student_layer_name=pair.student_layer))
         weights.append(pair.weight)
     cls = _ProjectingDistiller if features else keras.distillation.Distiller
     distiller = cls(teacher=teacher, student=student, distillation_losses=losses,
@@ -142,6 +142,18 @@ def make_distiller(teacher, student, alpha: float, temperature: float, features=
                       loss=keras.losses.CategoricalCrossentropy(from_logits=True),
                       metrics=["categorical_accuracy"])
     return distiller
+
+
+class _Reduced(keras.losses.Loss):
+    """A named loss function as a `Loss` object: Keras scales those (not plain functions) for the number
+    of devices in a tf.distribute strategy, as it does the label and logit terms."""
+
+    def __init__(self, name: str):
+        super().__init__(name=name)
+        self.function = keras.losses.get(name)
+
+    def call(self, y_true, y_pred):
+        return self.function(y_true, y_pred)
 
 
 class _ProjectingDistiller(keras.distillation.Distiller):
