@@ -93,6 +93,7 @@ class KerasTeacher:
         self.model = load_keras_model(self.path)
 
     def keras_model(self, input_shape, num_classes: int):
+        """The model itself (the arguments matter to ONNX teachers only)."""
         return self.model
 
     def logits(self, images: np.ndarray) -> np.ndarray:
