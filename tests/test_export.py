@@ -55,31 +55,6 @@ def test_int8_onnx_agrees_with_keras_on_the_class(trained, tmp_path):
     assert {"ConvInteger", "MatMulInteger"} <= ops, ops
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--format", "tflite"], "--format tflite: unknown export format; known: onnx"),
-    (["--out", "{model}"], "{model}: already exists; --force replaces it"),
-])
-def test_bad_export_requests_are_one_line_errors(trained, capsys, argv, message):
-    path, _, _ = trained
-    before = sorted(p.name for p in path.parent.iterdir())
-    argv = [a.format(model=path) for a in argv]
-    assert main(["export", str(path), *argv]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"tinykd: error: {message.format(model=path)}"), err
-    assert sorted(p.name for p in path.parent.iterdir()) == before
-
-
-def test_export_refuses_what_is_not_a_keras_model(tmp_path, capsys):
-    (tmp_path / "model.tflite").write_bytes(b"TFL3")
-    (tmp_path / "fake.keras").write_text("not a zip")
-    assert main(["export", str(tmp_path / "model.tflite")]) == 2
-    assert main(["export", str(tmp_path / "fake.keras")]) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        f"tinykd: error: {tmp_path / 'model.tflite'}: export takes a .keras model",
-        f"tinykd: error: {tmp_path / 'fake.keras'}: not a Keras model (a .keras file is a zip archive; this one is not)"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.keras", "model.tflite"]
-
-
 def test_force_replaces_an_existing_output(trained, tmp_path):
     path, _, _ = trained
     out = tmp_path / "old.onnx"
