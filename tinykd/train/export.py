@@ -41,7 +41,10 @@ def export_model(model: str | Path, fmt: str = "onnx", out: str | Path | None = 
     keras_model = load_keras_model(model)
     with tempfile.TemporaryDirectory() as tmp, atomic_path(out) as target:
         float_path = Path(tmp) / "float32.onnx" if int8 else target
-        to_onnx(keras_model, float_path)
+        try:
+            to_onnx(keras_model, float_path)
+        except Exception as exc:
+            raise TinykdError(f"{model}: cannot convert to ONNX ({type(exc).__name__}: {exc})") from None
         if int8:
             quantize_onnx(float_path, target)
     return out
@@ -52,12 +55,8 @@ def to_onnx(keras_model, path: Path) -> None:
     import tensorflow as tf
 
     signature = [tf.TensorSpec((None,) + tuple(keras_model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
-    try:
-        with quiet():
-            keras_model.export(str(path), format="onnx", verbose=False, input_signature=signature,
-                               opset_version=OPSET)
-    except Exception as exc:
-        raise TinykdError(f"{keras_model.name}: cannot convert to ONNX ({type(exc).__name__}: {exc})") from None
+    with quiet():
+        keras_model.export(str(path), format="onnx", verbose=False, input_signature=signature, opset_version=OPSET)
 
 
 def quantize_onnx(source: Path, target: Path) -> None:
