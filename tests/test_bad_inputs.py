@@ -60,6 +60,10 @@ CASES = [
     (["predict", "text.keras", "img.png"], 2, "text.keras: not a Keras model"),
     (["evaluate", "empty.tflite", "--dataset", "digits"], 2, "empty.tflite: the file is empty"),
     (["quantize", "m.tflite"], 2, "m.tflite: quantize takes a .keras model"),
+    (["export", "m.tflite"], 2, "m.tflite: export takes a .keras model"),
+    (["export", "text.keras"], 2, "text.keras: not a Keras model"),
+    (["export", "text.keras", "--format", "tflite"], 2, "--format tflite: unknown export format; known: onnx"),
+    (["export", "text.keras", "--out", "notes.txt"], 2, "notes.txt: already exists; --force replaces it"),
     # the pipeline file and its command-line overrides
     (["train", "--dataset", "imagenet"], 2, "unknown dataset 'imagenet'"),
     (["train", "--architecture", "resnet9000"], 2, "unknown architecture 'resnet9000'"),
@@ -70,6 +74,7 @@ CASES = [
     (["train", "--dataset", "npz:missing.npz"], 2, "missing.npz: no such .npz dataset file"),
     (["train", "--dataset", "npz:notes.txt"], 2, "notes.txt: not a .npz file (not a zip archive)"),
     (["train", "--dataset", "npz:partial.npz"], 2, "partial.npz: no array y_test (has x_test, x_train, y_train)"),
+    (["train", "--distribute", "tpu"], 2, "distribute: unknown strategy 'tpu'"),
     (["run", "--config", "short-size.toml"], 2, "data.image_size = [8] must be one number or [height, width]"),
     (["run", "--config", "no-batch.toml"], 2, "batch_size must be positive"),
     (["run", "--config", "no-name.toml"], 2, "name = '' must be a folder name"),

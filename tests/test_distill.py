@@ -1,3 +1,5 @@
+import json
+
 import keras
 import numpy as np
 import onnx
@@ -112,6 +114,41 @@ def test_distill_with_cached_onnx_ensemble(tmp_path, digits):
     path = distill_student(config, digits, [tmp_path / "t0.onnx", tmp_path / "t1.onnx"], tmp_path)
     history = (tmp_path / "student_history.json").read_text()
     assert path.exists() and '"teacher_logits": "cached"' in history and "t1.onnx" in history
+
+
+def _keras_linear_teacher(path, weights, bias, height=8, width=8):
+    """The Keras twin of _onnx_linear_teacher: the same logits."""
+    image = keras.Input((height, width, 1))
+    dense = keras.layers.Dense(weights.shape[1])
+    model = keras.Model(image, dense(keras.layers.Flatten()(image)))
+    dense.set_weights([weights, bias])
+    model.save(path)
+
+
+def test_onnx_teacher_runs_live_with_augmentation(tmp_path, digits):
+    rng = np.random.default_rng(4)
+    weights, bias = rng.standard_normal((64, 10)).astype(np.float32), rng.standard_normal(10).astype(np.float32)
+    _onnx_linear_teacher(tmp_path / "t.onnx", weights, bias)
+    _keras_linear_teacher(tmp_path / "t.keras", weights, bias)
+    config = StudentConfig(architecture="tiny_conv", epochs=2, batch_size=64, augment=True)
+    histories = {}
+    for name in ("t.onnx", "t.keras"):
+        distill_student(config, digits, [tmp_path / name], tmp_path / name.replace(".", "_"))
+        histories[name] = json.loads((tmp_path / name.replace(".", "_") / "student_history.json").read_text())
+    onnx_run, keras_run = histories["t.onnx"], histories["t.keras"]
+    assert onnx_run["teacher_logits"] == "live"
+    # same teacher function, same seed and augmentation: the same KD losses (up to float round-off)
+    np.testing.assert_allclose(onnx_run["loss"], keras_run["loss"], rtol=1e-2)
+    distill_student(config, digits, [tmp_path / "t.onnx"], tmp_path / "plain", kd=False)
+    plain = json.loads((tmp_path / "plain" / "student_nokd_history.json").read_text())
+    assert abs(plain["loss"][0] - onnx_run["loss"][0]) > 0.1  # the teacher's term is in the loss
+
+
+def test_feature_kd_refuses_an_onnx_teacher(tmp_path, digits):
+    _onnx_linear_teacher(tmp_path / "t.onnx", np.zeros((64, 10), np.float32), np.zeros(10, np.float32))
+    config = StudentConfig(epochs=1, features=[FeatureKD("dense", "hidden")])
+    with pytest.raises(TinykdError, match="t.onnx: feature KD needs a Keras teacher"):
+        distill_student(config, digits, [tmp_path / "t.onnx"], tmp_path)
 
 
 def test_feature_kd_with_projection(tmp_path):

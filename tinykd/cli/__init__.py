@@ -14,7 +14,7 @@ from tinykd.core.errors import TinykdError
 GROUPS = (train, ui, count, deploy, verify)
 """The command modules, in the order their commands are listed by --help."""
 COMMANDS = {name: command for group in GROUPS for name, command in group.COMMANDS.items()}
-NEEDS_TENSORFLOW = {"run", "train", "distill", "quantize", "evaluate", "models", "predict", "count"}
+NEEDS_TENSORFLOW = {"run", "train", "distill", "quantize", "evaluate", "models", "predict", "export", "count"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ def pipeline_options(parser: argparse.ArgumentParser, training: bool = True) -> 
     g.add_argument("--limit", type=int, metavar="N", help="use at most N training images (quick runs)")
     if training:
         g = parser.add_argument_group("training")
+        distribute_option(g)
         g.add_argument("--architecture", help="model architecture (see `tinykd models`)")
         g.add_argument("--width", type=float, help="width multiplier of the architecture (default: 1.0)")
         g.add_argument("--epochs", type=int, help="training epochs")
@@ -37,13 +38,19 @@ def pipeline_options(parser: argparse.ArgumentParser, training: bool = True) -> 
                         "a non-empty folder that tinykd did not make)")
 
 
+def distribute_option(group) -> None:
+    group.add_argument("--distribute", metavar="STRATEGY",
+                       help="mirrored: train on all GPUs at once, each batch split between them (default: one device)")
+
+
 def config_from_args(args):
     """The pipeline file with the command line's overrides applied."""
     from tinykd.core.config import config_from_dict, load_config
 
     config = load_config(getattr(args, "config_file", None) or args.config)
     overrides = [
-        (config, {"name": args.name, "runs_dir": args.runs_dir, "seed": args.seed}),
+        (config, {"name": args.name, "runs_dir": args.runs_dir, "seed": args.seed,
+                  "distribute": getattr(args, "distribute", None)}),
         (config.data, {"dataset": args.dataset, "data_dir": args.data_dir, "image_size": args.image_size,
                        "channels": args.channels, "limit": args.limit}),
     ]

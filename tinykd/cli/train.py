@@ -1,4 +1,4 @@
-"""Commands of the training pipeline: run, train, distill, quantize, evaluate, models, predict."""
+"""Commands of the training pipeline: run, train, distill, quantize, evaluate, models, predict, export."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from tinykd.cli.common import EXIT_USAGE, config_from_args, pipeline_options
+from tinykd.cli.common import EXIT_USAGE, config_from_args, distribute_option, pipeline_options
 from tinykd.core.errors import TinykdError
 
 
@@ -16,6 +16,7 @@ def add_parsers(sub) -> None:
                                    "artifacts already exist (use --force to redo them).")
     p.add_argument("config_file", nargs="?", metavar="CONFIG", help="pipeline file (same as --config)")
     pipeline_options(p, training=False)
+    distribute_option(p)
 
     p = sub.add_parser("train", help="train the teacher -> runs/NAME/teacher.keras",
                        description="Train the teacher with label-smoothed cross-entropy, Adam, L2 and light "
@@ -59,6 +60,17 @@ def add_parsers(sub) -> None:
     p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument("--top", type=int, default=3, metavar="K", help="how many classes to list per image (default: 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser("export", help="a .keras model as ONNX (float32, or INT8 with --int8)",
+                       description="Convert a .keras teacher or student to ONNX for onnxruntime: NHWC float "
+                                   "images in, logits out, any batch size. --int8 quantizes it dynamically "
+                                   "(int8 weights, activations quantized at run time).")
+    p.add_argument("model", type=Path, help="a .keras model")
+    p.add_argument("--format", default="onnx", metavar="FORMAT", help="output format: onnx (the default)")
+    p.add_argument("--out", type=Path, metavar="PATH",
+                   help="output file (default: <model>.onnx, or <model>_int8.onnx, beside the model)")
+    p.add_argument("--int8", action="store_true", help="INT8 ONNX through onnxruntime's dynamic quantization")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
 
 
 def cmd_run(args) -> int:
@@ -149,4 +161,13 @@ def cmd_predict(args) -> int:
     return EXIT_USAGE if failed else 0
 
 
-COMMANDS = {"run": cmd_run, "train": cmd_train, "distill": cmd_distill, "quantize": cmd_quantize, "evaluate": cmd_evaluate, "models": cmd_models, "predict": cmd_predict}
+def cmd_export(args) -> int:
+    from tinykd.train.export import export_model
+
+    path = export_model(args.model, args.format, args.out, args.int8, args.force)
+    print(f"tinykd: wrote {path} ({'INT8' if args.int8 else 'float32'} ONNX, {path.stat().st_size:,} bytes)")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "train": cmd_train, "distill": cmd_distill, "quantize": cmd_quantize, "evaluate": cmd_evaluate, "models": cmd_models, "predict": cmd_predict,
+            "export": cmd_export}

@@ -112,6 +112,9 @@ class PipelineConfig:
     name: str = "fashion"
     seed: int = 0
     runs_dir: str = "runs"
+    distribute: str = ""
+    """How teacher and student train: "" on one device, "mirrored" on all GPUs at once (tf.distribute).
+    Not part of what made a model: a kept model is reused whichever was used."""
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -234,9 +237,11 @@ def _validate(config: PipelineConfig, origin: str) -> None:
             raise TinykdError(f"{origin}: {message}")
     from tinykd.tflite.tflm_host import resolve
     from tinykd.train.data import check_dataset_name
+    from tinykd.train.devices import check_strategy
     from tinykd.train.models import check_architecture
 
-    for where, check in (("data.dataset", lambda: check_dataset_name(config.data.dataset)),
+    for where, check in (("distribute", lambda: check_strategy(config.distribute)),
+                         ("data.dataset", lambda: check_dataset_name(config.data.dataset)),
                          ("teacher.architecture", lambda: check_architecture(config.teacher.architecture)),
                          ("student.architecture", lambda: check_architecture(config.student.architecture))):
         try:

@@ -6,7 +6,9 @@ loss = alpha * CE(labels, student) + (1 - alpha) * [T^2 * KL(softmax(teacher/T) 
 Teachers are Keras models (`.keras`) or ONNX models (`.onnx`, run with onnxruntime); several teachers
 are averaged at the logit level. When the student trains without augmentation and without feature KD,
 the teachers' logits are computed once per image and reused every epoch, so a KD epoch costs about
-what a plain student epoch costs. Otherwise the (Keras) teacher runs inside every training step.
+what a plain student epoch costs. Otherwise the teachers run inside every training step: a Keras
+teacher as part of the step's graph, an ONNX teacher through onnxruntime called from it (a
+`tf.numpy_function`; feature KD needs a Keras teacher, whose layers it names).
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ class OnnxTeacher:
         model_input = self.session.get_inputs()[0]
         self.input_name, self.input_shape = model_input.name, model_input.shape
 
+    def keras_model(self, input_shape, num_classes: int):
+        """A Keras model whose forward pass runs this ONNX model (not differentiable, not saveable:
+        a frozen teacher inside the training step)."""
+        image = keras.Input(tuple(input_shape), name="image")
+        return keras.Model(image, _OnnxLogits(self, num_classes)(image), name=f"onnx_{self.path.stem}")
+
     def logits(self, images: np.ndarray) -> np.ndarray:
         channels = images.shape[-1]
         nchw = len(self.input_shape) == 4 and self.input_shape[1] == channels and self.input_shape[3] != channels
@@ -58,12 +66,35 @@ class OnnxTeacher:
         return np.concatenate(outputs).reshape(len(images), -1)
 
 
+class _OnnxLogits(keras.layers.Layer):
+    """An ONNX teacher's logits as a layer: onnxruntime runs on each batch outside the TensorFlow graph."""
+
+    def __init__(self, teacher: OnnxTeacher, num_classes: int, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.teacher, self.num_classes = teacher, num_classes
+        self.supports_jit = False  # XLA cannot compile a call into Python
+
+    def call(self, images):
+        import tensorflow as tf
+
+        logits = tf.numpy_function(self.teacher.logits, [images], tf.float32, stateful=False)
+        logits.set_shape([images.shape[0], self.num_classes])
+        return logits
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
+
+
 class KerasTeacher:
     """A trained Keras classifier that outputs logits."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.model = load_keras_model(self.path)
+
+    def keras_model(self, input_shape, num_classes: int):
+        """The model itself (the arguments matter to ONNX teachers only)."""
+        return self.model
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         return self.model.predict(images, batch_size=PREDICT_BATCH, verbose=0)
@@ -103,7 +134,7 @@ def make_distiller(teacher, student, alpha: float, temperature: float, features=
     weights = [1.0]
     for pair in features:
         losses.append(keras.distillation.FeatureDistillation(
-            loss=pair.loss, teacher_layer_name=pair.teacher_layer, student_layer_name=pair.student_layer))
+            loss=_Reduced(pair.loss), teacher_layer_name=pair.teacher_layer, student_layer_name=pair.student_layer))
         weights.append(pair.weight)
     cls = _ProjectingDistiller if features else keras.distillation.Distiller
     distiller = cls(teacher=teacher, student=student, distillation_losses=losses,
@@ -112,6 +143,18 @@ def make_distiller(teacher, student, alpha: float, temperature: float, features=
                       loss=keras.losses.CategoricalCrossentropy(from_logits=True),
                       metrics=["categorical_accuracy"])
     return distiller
+
+
+class _Reduced(keras.losses.Loss):
+    """A named loss function as a `Loss` object: Keras scales those (not plain functions) for the number
+    of devices in a tf.distribute strategy, as it does the label and logit terms."""
+
+    def __init__(self, name: str):
+        super().__init__(name=name)
+        self.function = keras.losses.get(name)
+
+    def call(self, y_true, y_pred):
+        return self.function(y_true, y_pred)
 
 
 class _ProjectingDistiller(keras.distillation.Distiller):
@@ -215,19 +258,21 @@ def _distill_cached(config, dataset, student, teachers, seed):
 
 
 def _distill_live(config, dataset, student, teachers, seed):
-    """KD with the teacher inside each step: needed for augmentation and for feature KD."""
-    onnx = [t for t in teachers if isinstance(t, OnnxTeacher)]
-    if onnx:
-        raise TinykdError(f"{onnx[0].path}: ONNX teachers give cached logits only; "
-                          "turn off student augmentation and feature KD to use them")
+    """KD with the teachers inside each step: needed for augmentation and for feature KD."""
     if config.features and len(teachers) > 1:
         raise TinykdError("feature KD takes exactly one teacher (layer names refer to it)")
-    if len(teachers) == 1:
-        teacher = teachers[0].model
+    onnx = [t for t in teachers if isinstance(t, OnnxTeacher)]
+    if onnx and config.features:
+        raise TinykdError(f"{onnx[0].path}: feature KD needs a Keras teacher (its layers are named); "
+                          "an ONNX teacher gives logits only")
+    if onnx:  # a wrong input or output shape fails here, with the file named, not inside a training step
+        ensemble_logits(onnx, dataset.x_train[:2], dataset.num_classes)
+    models = [t.keras_model(dataset.input_shape, dataset.num_classes) for t in teachers]
+    if len(models) == 1:
+        teacher = models[0]
     else:
         image = keras.Input(dataset.input_shape, name="image")
-        teacher = keras.Model(image, keras.layers.Average()([t.model(image) for t in teachers]),
-                              name="teacher_ensemble")
+        teacher = keras.Model(image, keras.layers.Average()([m(image) for m in models]), name="teacher_ensemble")
     features = [_default_feature_loss(pair, teacher) for pair in config.features]
     try:
         distiller = make_distiller(teacher, student, config.alpha, config.temperature, features,

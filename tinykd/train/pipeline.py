@@ -21,6 +21,7 @@ from typing import Callable
 from tinykd.core.artifacts import RunLayout, check_model_file, write_json
 from tinykd.core.config import PipelineConfig
 from tinykd.train.data import Dataset, load_dataset
+from tinykd.train.devices import training_scope
 from tinykd.train.npz import is_npz, npz_sha256
 from tinykd.core.errors import TinykdError
 
@@ -130,7 +131,9 @@ def train_stage(config: PipelineConfig, data: Callable[[], Dataset], force: bool
     path = config.layout.teacher
     settings = stage_settings(config, [], "teacher")
     if _fresh(path, settings, force, "teacher"):
-        train_teacher(config.teacher, data(), config.layout.folder, config.seed)
+        dataset = data()
+        with training_scope(config.distribute):
+            train_teacher(config.teacher, dataset, config.layout.folder, config.seed)
         _record(path, settings)
         log.info(f"wrote {path}")
     return path
@@ -151,7 +154,9 @@ def distill_stage(config: PipelineConfig, data: Callable[[], Dataset], force: bo
         raise TinykdError(f"{missing[0]}: no such teacher; run `tinykd train` first")
     settings = stage_settings(config, teachers, "student")
     if _fresh(path, settings, force, "student"):
-        distill_student(config.student, data(), teachers, config.layout.folder, config.seed, kd)
+        dataset = data()
+        with training_scope(config.distribute):
+            distill_student(config.student, dataset, teachers, config.layout.folder, config.seed, kd)
         _record(path, settings)
         log.info(f"wrote {path}")
     return path
