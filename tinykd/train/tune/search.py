@@ -212,6 +212,7 @@ def run_search(search: Search) -> dict:
     require("cmake", "cmake")
     config, layout = search.config, search.layout
     pipeline.train_stage(config, pipeline.lazy_data(config))
+    _claim_tune_folder(search)
     study = studies.open_study(search.storage, search.study, search.identity())
     log.info(f"study {search.study!r} in {studies.shown(search.storage)}: {_finished(study)} of {search.trials} "
              f"trials finished")
@@ -222,6 +223,19 @@ def run_search(search: Search) -> dict:
     if already < search.trials:
         _run_workers(search, study, already)
     return results.write_front(layout, search.board, search.max_ms, search.study)
+
+
+def _claim_tune_folder(search: Search) -> None:
+    """runs/NAME/tune/ holds the trials of one study (folders named by trial number): another study's
+    search in it is refused."""
+    path = search.layout.tune / "study.json"
+    if path.exists():
+        recorded = json.loads(path.read_text())["study"]
+        if recorded != search.study:
+            raise TinykdError(f"{path}: {search.layout.tune} holds the trials of study {recorded!r}; search study "
+                              f"{search.study!r} in another run (--name), or remove that folder")
+    else:
+        write_json(path, {"study": search.study})
 
 
 def _run_workers(search: Search, study, already: int) -> None:

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import socket
+from pathlib import Path
 
 from tinykd.core.artifacts import RunLayout
 from tinykd.core.errors import TinykdError
@@ -48,8 +49,6 @@ def storage(url: str):
 
     quiet_optuna()
     if url.startswith("sqlite:///"):
-        from pathlib import Path
-
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}}
     else:
@@ -103,13 +102,17 @@ def stamp(trial) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether a process of this machine still runs (a zombie, dead but not reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def retry(study, frozen, layout: RunLayout) -> None:
