@@ -11,6 +11,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -177,7 +178,13 @@ def measure_default(search: Search) -> dict | None:
     history = json.loads(layout.history(layout.student_stem()).read_text()) if layout.history(
         layout.student_stem()).exists() else {}
     quantized = json.loads(layout.quantize_summary(layout.student_stem()).read_text())
-    metrics = measure_on_board(model, search.board, layout.tune / "default", data.x_val[0])
+    partial = layout.tune / f".default.{os.getpid()}.partial"  # another worker may measure it meanwhile
+    metrics = measure_on_board(model, search.board, partial, data.x_val[0])
+    shutil.rmtree(layout.tune / "default", ignore_errors=True)
+    try:
+        partial.rename(layout.tune / "default")
+    except OSError:  # the other one's is in place: the same model, the same numbers
+        shutil.rmtree(partial, ignore_errors=True)
     metrics.update(accuracy=accuracy_of(predict(model, data.x_val), data.y_val),
                    test_accuracy=quantized["int8"]["test_accuracy"], int8_bytes=model.stat().st_size)
     record = {"model": str(model), "sha256": digest, "board": search.board.name,

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 from tinykd.core.artifacts import RunLayout
@@ -25,6 +26,7 @@ DIRECTIONS = ("maximize", "minimize", "minimize")
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60
 MAX_RETRY = 2
+STORAGE_ATTEMPTS = 3
 SQLITE_TIMEOUT_SECONDS = 60
 """How long a worker waits for another's write to the SQLite file."""
 
@@ -43,8 +45,16 @@ def shown(url: str) -> str:
         return url.split("://", 1)[0] + "://..."
 
 
-def storage(url: str):
-    """The RDB storage at `url`, with heartbeats and the retry of dead workers' trials."""
+def with_driver(url: str) -> str:
+    """postgresql:// (or postgres://) with psycopg 3, the driver tinykd installs, whatever SQLAlchemy's
+    default for the scheme is."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url.removeprefix(plain)
+    return url
+
+
+def _open_storage(url: str):
     import optuna
 
     quiet_optuna()
@@ -53,13 +63,27 @@ def storage(url: str):
         engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}}
     else:
         engine = {"pool_pre_ping": True}
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(
+                with_driver(url), engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+        except ModuleNotFoundError:
+            raise
+        except Exception:  # workers starting together race to create the tables: the next try sees them
+            if attempt == STORAGE_ATTEMPTS - 1:
+                raise
+            time.sleep(1.0 + attempt)
+
+
+def storage(url: str):
+    """The RDB storage at `url`, with heartbeats and the retry of dead workers' trials."""
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+        return _open_storage(url)
     except ModuleNotFoundError as exc:
         raise TinykdError(f"--storage {shown(url)}: its database driver is not installed ({exc.name}); "
-                          "PostgreSQL needs psycopg2-binary (installed with tinykd)") from None
+                          "PostgreSQL needs psycopg (installed with tinykd: pip install 'psycopg[binary]')") from None
     except Exception as exc:  # SQLAlchemy's argument and connection errors
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TinykdError(f"--storage {shown(url)}: cannot open the study storage ({reason})") from None
