@@ -2,6 +2,7 @@
 student used by build, resuming after a worker is killed mid-trial, and two workers sharing one study on
 a real PostgreSQL server."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -71,24 +72,42 @@ def trials_in(url: str, study: str) -> list:
     return optuna.load_study(study_name=study, storage=with_driver(url)).get_trials(deepcopy=False)
 
 
-def test_tune_finds_a_front_and_picks_a_student_for_build(work, monkeypatch, capsys):
+def test_tune_resumes_after_a_killed_worker_finds_a_front_and_picks_a_student(work, monkeypatch, capsys):
     from optuna.trial import TrialState
 
     from tinykd.deploy.boards import load_board
     from tinykd.train.tune.results import dominates
     from tinykd.train.tune.trial import measure_on_board
 
-    monkeypatch.chdir(work)
     run = copy_run(work, "sqlite")
-    assert main(["tune", "--board", BOARD, "--trials", "3", "--name", "sqlite"]) == 0
-    table = capsys.readouterr().out
-    assert f"Pareto front on {BOARD}" in table and "instructions measured on QEMU" in table
+    url = f"sqlite:///{run / 'tune' / 'study.db'}"
+    first = tinykd(work, "tune", "--board", BOARD, "--trials", "2", "--name", "sqlite", start_new_session=True)
+    partial = run / "tune" / ".0.partial" / "student.keras"  # trained, not yet quantized or measured
+    deadline = time.monotonic() + 240
+    while not partial.exists():
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline, "trial 0 never got under way"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    (killed,) = trials_in(url, "sqlite")
+    assert killed.state == TrialState.RUNNING
+
+    # the same command again: the dead worker's trial is failed and run again, the search goes on
+    monkeypatch.chdir(work)
+    assert main(["tune", "--board", BOARD, "--trials", "2", "--name", "sqlite"]) == 0
+    out, err = capsys.readouterr()
+    assert "trial(s) 0 of a worker that died: run again" in err
+    assert f"Pareto front on {BOARD}" in out and "instructions measured on QEMU" in out
+    trials = trials_in(url, "sqlite")
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert trials[1].params == killed.params, "the killed trial's student is run again"
+    assert sorted(p.name for p in (run / "tune").iterdir() if p.is_dir()) == ["1", "2", "default"], \
+        "no partial trial left"
 
     record = json.loads((run / "tune" / "front.json").read_text())
-    trials = trials_in(f"sqlite:///{run / 'tune' / 'study.db'}", "sqlite")
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
-    assert [t["trial"] for t in record["trials"]] == [0, 1, 2]
-    for trial, stored in zip(record["trials"], trials):
+    assert [t["trial"] for t in record["trials"]] == [1, 2]
+    for trial, stored in zip(record["trials"], trials[1:]):
         folder = run / "tune" / str(trial["trial"])
         assert (folder / "student_int8.tflite").is_file() and (folder / "c" / "tinykd_model.c").is_file()
         m = trial["metrics"]
@@ -100,10 +119,10 @@ def test_tune_finds_a_front_and_picks_a_student_for_build(work, monkeypatch, cap
     assert members and not any(dominates(a["metrics"], b["metrics"]) for a in members for b in members)
     assert all(any(dominates(a["metrics"], o["metrics"]) for a in members) for o in others)
     # the run's own student is measured the same way and shown beside the front
-    assert record["default"]["params"]["architecture"] == "tiny_conv" and "default " in table
+    assert record["default"]["params"]["architecture"] == "tiny_conv" and "default " in out
     # instruction counts are QEMU's, exact and repeatable
     first = record["trials"][0]
-    again = measure_on_board(run / "tune" / "0" / "student_int8.tflite", load_board(BOARD),
+    again = measure_on_board(run / "tune" / str(first["trial"]) / "student_int8.tflite", load_board(BOARD),
                              work / "remeasure", _val_image(first["params"]["image_size"]))
     assert again["instructions"] == first["metrics"]["instructions"]
     assert again["ram_bytes"] == first["metrics"]["ram_bytes"]
@@ -117,8 +136,6 @@ def test_tune_finds_a_front_and_picks_a_student_for_build(work, monkeypatch, cap
     assert main(["build", "--board", BOARD, "--name", "sqlite", "--runtime", "c", "--no-check",
                  "--out", str(work / "bundle")]) == 0
     manifest = json.loads((work / "bundle" / "manifest.json").read_text())
-    import hashlib
-
     assert manifest["model"]["sha256"] == hashlib.sha256(picked.read_bytes()).hexdigest()
 
     # the report plots the search
@@ -127,11 +144,11 @@ def test_tune_finds_a_front_and_picks_a_student_for_build(work, monkeypatch, cap
     assert f"| {record['front'][0]} |" in (run / "report.md").read_text()
 
     # a finished study is not searched again; errors are one line
-    assert main(["tune", "--board", BOARD, "--trials", "3", "--name", "sqlite"]) == 0
-    assert len(trials_in(f"sqlite:///{run / 'tune' / 'study.db'}", "sqlite")) == 3
+    assert main(["tune", "--board", BOARD, "--trials", "2", "--name", "sqlite"]) == 0
+    assert len(trials_in(url, "sqlite")) == 3
     capsys.readouterr()
     assert main(["tune", "--pick", "7", "--name", "sqlite"]) == 2
-    assert "no finished trial 7 (finished: 0, 1, 2)" in capsys.readouterr().err
+    assert "no finished trial 7 (finished: 1, 2)" in capsys.readouterr().err
     assert main(["tune", "--pick", "best-under", "0.000001", "--name", "sqlite"]) == 2
     assert "no finished trial fits the board in 1e-06 ms" in capsys.readouterr().err
     assert main(["tune", "--board", BOARD, "--name", "sqlite", "--study", "other"]) == 2
@@ -157,34 +174,6 @@ def test_tune_section_is_validated(work, monkeypatch, capsys):
         assert message in capsys.readouterr().err
     assert main(["tune", "--board", "native"]) == 2
     assert "board native has no QEMU machine" in capsys.readouterr().err
-
-
-def test_tune_resumes_after_a_worker_is_killed_mid_trial(work):
-    from optuna.trial import TrialState
-
-    run = copy_run(work, "killed")
-    url = f"sqlite:///{run / 'tune' / 'study.db'}"
-    first = tinykd(work, "tune", "--board", BOARD, "--trials", "1", "--name", "killed", start_new_session=True)
-    partial = run / "tune" / ".0.partial" / "student.keras"  # trained, not yet quantized or measured
-    deadline = time.monotonic() + 240
-    while not partial.exists():
-        assert first.poll() is None, first.communicate()
-        assert time.monotonic() < deadline, "trial 0 never got under way"
-        time.sleep(0.2)
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
-    (running,) = trials_in(url, "killed")
-    assert running.state == TrialState.RUNNING
-
-    again = tinykd(work, "tune", "--board", BOARD, "--trials", "1", "--name", "killed")
-    out, err = again.communicate(timeout=400)
-    assert again.returncode == 0, err
-    assert "trial(s) 0 of a worker that died: run again" in err
-    trials = trials_in(url, "killed")
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
-    assert trials[1].params == running.params, "the killed trial's student is run again"
-    tune = run / "tune"
-    assert sorted(p.name for p in tune.iterdir() if p.is_dir()) == ["1", "default"], "no partial trial left"
 
 
 def _postgres_bin() -> Path:
