@@ -90,27 +90,31 @@ def front_table(record: dict) -> str:
 def choose(layout: RunLayout, selector: list[str]) -> dict:
     """The trial `--pick` names: a trial number, or `best-under MS`: the most accurate trial that fits the
     board and runs in at most MS milliseconds at its clock."""
-    trials = finished_trials(layout)
-    if not trials:
-        raise TinykdError(f"{layout.tune}: no finished trials; run `tinykd tune --board B` first")
+    number = budget = None
     if len(selector) == 1 and selector[0].isdigit():
-        found = [t for t in trials if t["trial"] == int(selector[0])]
-        if not found:
-            raise TinykdError(f"{layout.tune}: no finished trial {selector[0]} (finished: "
-                              f"{', '.join(str(t['trial']) for t in trials)})")
-        return found[0]
-    if len(selector) == 2 and selector[0] == "best-under":
+        number = int(selector[0])
+    elif len(selector) == 2 and selector[0] == "best-under":
         try:
             budget = float(selector[1])
         except ValueError:
             raise TinykdError(f"--pick best-under {selector[1]}: MS must be a number of milliseconds") from None
-        ok = [t for t in trials if feasible(t["metrics"], budget)]
-        if not ok:
-            fastest = min(t["metrics"]["ms"] for t in trials)
-            raise TinykdError(f"--pick best-under {budget:g}: no finished trial fits the board in {budget:g} ms "
-                              f"(the fastest takes {fastest:.3f} ms)")
-        return max(ok, key=lambda t: (t["metrics"]["accuracy"], -t["metrics"]["instructions"]))
-    raise TinykdError(f"--pick {' '.join(selector)}: give a trial number or best-under MS")
+    else:
+        raise TinykdError(f"--pick {' '.join(selector)}: give a trial number or best-under MS")
+    trials = finished_trials(layout)
+    if not trials:
+        raise TinykdError(f"{layout.tune}: no finished trials; run `tinykd tune --board B` first")
+    if number is not None:
+        found = [t for t in trials if t["trial"] == number]
+        if not found:
+            raise TinykdError(f"{layout.tune}: no finished trial {number} (finished: "
+                              f"{', '.join(str(t['trial']) for t in trials)})")
+        return found[0]
+    ok = [t for t in trials if feasible(t["metrics"], budget)]
+    if not ok:
+        fastest = min(t["metrics"]["ms"] for t in trials)
+        raise TinykdError(f"--pick best-under {budget:g}: no finished trial fits the board in {budget:g} ms "
+                          f"(the fastest takes {fastest:.3f} ms)")
+    return max(ok, key=lambda t: (t["metrics"]["accuracy"], -t["metrics"]["instructions"]))
 
 
 def pick(layout: RunLayout, trial: dict) -> Path:

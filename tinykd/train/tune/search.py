@@ -27,6 +27,7 @@ from tinykd.train.tune.trial import (CandidateError, constraints, feasible, meas
 
 log = logging.getLogger(__name__)
 
+STUDY_FILE = "study.json"
 POLL_SECONDS = 2.0
 """How often the command's process looks at the study for finished trials."""
 
@@ -218,9 +219,11 @@ def run_search(search: Search) -> dict:
     require("qemu-system-arm", "qemu-system-arm")
     require("cmake", "cmake")
     config, layout = search.config, search.layout
+    _check_tune_folder(search)
+    studies.storage(search.storage)  # a bad URL or an unreachable server: an error before any work
     pipeline.train_stage(config, pipeline.lazy_data(config))
-    _claim_tune_folder(search)
     study = studies.open_study(search.storage, search.study, search.identity())
+    write_json(layout.tune / STUDY_FILE, {"study": search.study})
     log.info(f"study {search.study!r} in {studies.shown(search.storage)}: {_finished(study)} of {search.trials} "
              f"trials finished")
     studies.recover_dead_trials(study, layout)
@@ -232,17 +235,14 @@ def run_search(search: Search) -> dict:
     return results.write_front(layout, search.board, search.max_ms, search.study)
 
 
-def _claim_tune_folder(search: Search) -> None:
+def _check_tune_folder(search: Search) -> None:
     """runs/NAME/tune/ holds the trials of one study (folders named by trial number): another study's
     search in it is refused."""
-    path = search.layout.tune / "study.json"
-    if path.exists():
-        recorded = json.loads(path.read_text())["study"]
-        if recorded != search.study:
-            raise TinykdError(f"{path}: {search.layout.tune} holds the trials of study {recorded!r}; search study "
-                              f"{search.study!r} in another run (--name), or remove that folder")
-    else:
-        write_json(path, {"study": search.study})
+    path = search.layout.tune / STUDY_FILE
+    recorded = json.loads(path.read_text())["study"] if path.exists() else search.study
+    if recorded != search.study:
+        raise TinykdError(f"{path}: {search.layout.tune} holds the trials of study {recorded!r}; search study "
+                          f"{search.study!r} in another run (--name), or remove that folder")
 
 
 def _run_workers(search: Search, study, already: int) -> None:
