@@ -31,6 +31,7 @@ def add_parsers(sub) -> None:
 
 def cmd_tune(args) -> int:
     from tinykd.train.tune import results
+    from tinykd.train.tune.trial import size_text
 
     config = config_from_args(args)
     layout = config.layout
@@ -38,7 +39,7 @@ def cmd_tune(args) -> int:
         trial = results.choose(layout, args.pick)
         path = results.pick(layout, trial)
         m = trial["metrics"]
-        print(f"tinykd: trial {trial['trial']} ({trial['params']['architecture']}, {trial['params']['image_size']} px) "
+        print(f"tinykd: trial {trial['trial']} ({trial['params']['architecture']}, {size_text(trial['params']['image_size'])} px) "
               f"is the run's student now: {path}; validation accuracy {m['accuracy']:.2%}, {m['instructions']:,} "
               f"instructions ({m['ms']:.3f} ms on {trial['board']}), RAM {m['ram_bytes']:,} B, flash "
               f"{m['flash_bytes']:,} B")

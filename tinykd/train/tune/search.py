@@ -6,7 +6,6 @@ the front."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import multiprocessing
@@ -22,8 +21,8 @@ from tinykd.core.console import Progress
 from tinykd.core.errors import TinykdError
 from tinykd.deploy.boards import Board, load_board
 from tinykd.train.tune import results, study as studies
-from tinykd.train.tune.trial import (CandidateError, constraints, feasible, measure_on_board, run_trial, suggest,
-                                     teacher_logits, teachers_digest)
+from tinykd.train.tune.trial import (CandidateError, constraints, feasible, measure_on_board, run_trial, size_text,
+                                     suggest, teacher_logits, teachers_digest)
 
 log = logging.getLogger(__name__)
 
@@ -79,17 +78,20 @@ def _started(study) -> int:
     return _finished(study) + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
-def _data_at(config: PipelineConfig, size: int):
+def _data_at(config: PipelineConfig, size: int | list[int]):
+    """The run's data with images of `size` (the run's own image_size, or a square side)."""
     from tinykd.train.pipeline import load_data
 
     sized = dataclasses.replace(config, data=dataclasses.replace(config.data, image_size=size))
     return load_data(sized, record=False)
 
 
-def _objective(search: Search, data_at, logits):
+def _objective(search: Search, data_at, logits, current: dict):
+    """The trial function; `current["trial_id"]` is the trial it runs (or last ran)."""
     from optuna import TrialPruned
 
     def objective(trial):
+        current["trial_id"] = trial._trial_id
         studies.stamp(trial)
         params = suggest(trial, search.config)
         try:
@@ -117,24 +119,25 @@ def work(search: Search) -> None:
 
     studies.quiet_optuna()
     study = studies.open_study(search.storage, search.study, search.identity(), _sampler(search.trials))
-    data_at = functools.cache(lambda size: _data_at(search.config, size))
-    logits = teacher_logits(search.config, data_at(search.config.data.size[0]))
-    objective = _objective(search, data_at, logits)
+    loaded = {}
+
+    def data_at(size):
+        key = size_text(size)
+        if key not in loaded:
+            loaded[key] = _data_at(search.config, size)
+        return loaded[key]
+
+    logits = teacher_logits(search.config, _data_at(search.config, search.config.data.image_size))
+    current = {}
+    objective = _objective(search, data_at, logits, current)
     while _started(study) < search.trials:
         try:
             study.optimize(objective, n_trials=1)
-        except KeyboardInterrupt:
-            mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                    if t.user_attrs.get("pid") == os.getpid() and t.user_attrs.get("host") == _host()]
-            if mine:
-                studies.retry(study, mine[-1], search.layout)
+        except KeyboardInterrupt:  # the trial it stopped is run again (by the next tinykd tune)
+            interrupted = study._storage.get_trial(current["trial_id"]) if current else None
+            if interrupted is not None and interrupted.state == TrialState.FAIL:
+                studies.retry(study, interrupted, search.layout)
             raise
-
-
-def _host() -> str:
-    import socket
-
-    return socket.gethostname()
 
 
 def _worker_main(values: dict, board: str, storage: str, study: str, trials: int, max_ms: float,
@@ -160,7 +163,7 @@ def _worker_main(values: dict, board: str, storage: str, study: str, trials: int
 def measure_default(search: Search) -> dict | None:
     """The run's own INT8 student (tinykd run's), measured like a trial into tune/default/ (once per board
     and model); None when the run has none yet."""
-    from tinykd.train.evaluate import accuracy_of, model_input_shape, predict
+    from tinykd.train.evaluate import accuracy_of, predict
 
     layout = search.layout
     model = layout.student_int8()
@@ -174,7 +177,7 @@ def measure_default(search: Search) -> dict | None:
     if kept and kept.get("sha256") == digest and kept.get("board") == search.board.name:
         return kept
     log.info(f"measuring the run's own student {model.name} on {search.board.name} for comparison")
-    size = model_input_shape(model)[0]
+    size = search.config.data.image_size
     data = _data_at(search.config, size)
     history = json.loads(layout.history(layout.student_stem()).read_text()) if layout.history(
         layout.student_stem()).exists() else {}
@@ -198,7 +201,7 @@ def measure_default(search: Search) -> dict | None:
 
 def _describe(frozen, best: float | None) -> str:
     p = frozen.params
-    student = f"{p['architecture']} x{p['width']:.2f} {p['image_size']}px"
+    student = f"{p['architecture']} x{p['width']:.2f} {size_text(p['image_size'])} px"
     if "metrics" not in frozen.user_attrs:
         return f"trial {frozen.number} ({student}) skipped: {frozen.user_attrs.get('reason', frozen.state.name)}"
     m = frozen.user_attrs["metrics"]
@@ -227,7 +230,7 @@ def run_search(search: Search) -> dict:
     log.info(f"study {search.study!r} in {studies.shown(search.storage)}: {_finished(study)} of {search.trials} "
              f"trials finished")
     studies.recover_dead_trials(study, layout)
-    teacher_logits(config, _data_at(config, config.data.size[0]))
+    teacher_logits(config, _data_at(config, config.data.image_size))
     measure_default(search)
     already = _finished(study)
     if already < search.trials:

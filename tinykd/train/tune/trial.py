@@ -29,15 +29,20 @@ COST_SOURCE = "QEMU"
 def suggest(trial, config: PipelineConfig) -> dict:
     """The trial's student, drawn from the pipeline file's [tune] ranges."""
     tune = config.tune
-    sizes = tune.image_sizes or [config.data.size[0]]
     return {
         "architecture": trial.suggest_categorical("architecture", tune.architectures),
         "width": trial.suggest_float("width", *tune.width, log=tune.width[0] < tune.width[1]),
-        "image_size": trial.suggest_categorical("image_size", sizes),
+        "image_size": (trial.suggest_categorical("image_size", tune.image_sizes) if tune.image_sizes
+                       else config.data.image_size),
         "alpha": trial.suggest_float("alpha", *tune.alpha),
         "temperature": trial.suggest_float("temperature", *tune.temperature),
         "epochs": trial.suggest_int("epochs", *tune.epochs),
     }
+
+
+def size_text(image_size: int | list[int]) -> str:
+    """48, or 48x32 for [height, width]."""
+    return "x".join(map(str, image_size)) if isinstance(image_size, list) else str(image_size)
 
 
 def teacher_files(config: PipelineConfig) -> list[Path]:
