@@ -82,7 +82,7 @@ def test_tune_resumes_after_a_killed_worker_finds_a_front_and_picks_a_student(wo
     run = copy_run(work, "sqlite")
     url = f"sqlite:///{run / 'tune' / 'study.db'}"
     first = tinykd(work, "tune", "--board", BOARD, "--trials", "2", "--name", "sqlite", start_new_session=True)
-    partial = run / "tune" / ".0.partial" / "student.keras"  # trained, not yet quantized or measured
+    partial = run / "tune" / "0" / "student.keras"  # trained, not yet quantized or measured
     deadline = time.monotonic() + 240
     while not partial.exists():
         assert first.poll() is None, first.communicate()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tinykd.core.artifacts import RunLayout, atomic_path, write_json
 from tinykd.core.errors import TinykdError
-from tinykd.train.tune.trial import STEM, feasible, size_text
+from tinykd.train.tune.trial import COST_SOURCE, STEM, TRIAL_FILE, feasible, size_text
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def front(trials: list[dict], max_ms: float) -> list[dict]:
 def finished_trials(layout: RunLayout) -> list[dict]:
     """Every finished trial of the run, from its folder's trial.json, by number."""
     trials = []
-    for path in layout.tune.glob("*/trial.json"):
+    for path in layout.tune.glob(f"*/{TRIAL_FILE}"):
         if path.parent.name.isdigit():
             trials.append(json.loads(path.read_text()))
     return sorted(trials, key=lambda t: t["trial"])
@@ -58,7 +58,7 @@ def write_front(layout: RunLayout, board, max_ms: float, study: str) -> dict:
     trials = finished_trials(layout)
     members = front(trials, max_ms)
     record = {"study": study, "board": {"name": board.name, "cpu": board.cpu, "clock_hz": board.clock_hz},
-              "max_ms": max_ms, "instructions_from": "QEMU", "trials": trials,
+              "max_ms": max_ms, "instructions_from": COST_SOURCE, "trials": trials,
               "front": [t["trial"] for t in members], "default": default_student(layout)}
     write_json(layout.tune / FRONT_FILE, record)
     return record

@@ -140,17 +140,15 @@ def _alive(pid: int) -> bool:
 
 
 def retry(study, frozen, layout: RunLayout) -> None:
-    """Mark a trial failed (if it is not yet), enqueue the same student again and drop its partial folder."""
+    """Mark a trial failed (if it is not yet), enqueue the same student again and drop its incomplete folder."""
     import optuna
     from optuna.trial import TrialState
-
-    from tinykd.train.tune.trial import partial_folder
 
     if frozen.state == TrialState.RUNNING:
         study._storage.set_trial_state_values(frozen._trial_id, state=TrialState.FAIL)
         frozen = study._storage.get_trial(frozen._trial_id)
     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, frozen)
-    shutil.rmtree(partial_folder(layout, frozen.number), ignore_errors=True)
+    shutil.rmtree(layout.trial(frozen.number), ignore_errors=True)
 
 
 def recover_dead_trials(study, layout: RunLayout) -> list[int]:

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 STEM = "student"
 """A trial folder's model stem: student.keras, student_int8.tflite, ..."""
+TRIAL_FILE = "trial.json"
+"""A trial folder's record of its settings and numbers, written last: a folder without one is incomplete."""
 COST_SOURCE = "QEMU"
 """Where a trial's instruction count comes from: every trial runs on the board's core in QEMU."""
 
@@ -127,8 +129,8 @@ class CandidateError(Exception):
 
 def run_trial(number: int, params: dict, config: PipelineConfig, board: Board, data: Dataset,
               logits: tuple[np.ndarray, np.ndarray]) -> dict:
-    """Train, quantize and measure one student into `tune/<number>/` (built in a hidden folder beside it
-    and renamed when complete). Returns its metrics; CandidateError when it cannot be made."""
+    """Train, quantize and measure one student into `tune/<number>/`, whose trial.json, written last, marks
+    it complete. Returns its metrics; CandidateError when it cannot be made."""
     from tinykd.deploy.cbackend.lower import generate_c_backend
     from tinykd.tflite.reader import read_model
     from tinykd.train.distill import distill_on_logits
@@ -139,9 +141,8 @@ def run_trial(number: int, params: dict, config: PipelineConfig, board: Board, d
 
     import keras
 
-    layout = config.layout
-    partial = partial_folder(layout, number)
-    shutil.rmtree(partial, ignore_errors=True)
+    folder = config.layout.trial(number)
+    shutil.rmtree(folder, ignore_errors=True)  # a dead worker's, or an earlier study's
     student_config = dataclasses.replace(
         config.student, architecture=params["architecture"], width=params["width"], epochs=params["epochs"],
         alpha=params["alpha"], temperature=params["temperature"], augment=False, features=[])
@@ -151,26 +152,18 @@ def run_trial(number: int, params: dict, config: PipelineConfig, board: Board, d
         history = distill_on_logits(student_config, data, student, *logits, config.seed)
         history.update(architecture=params["architecture"], parameters=int(student.count_params()), kd=True,
                        alpha=params["alpha"], temperature=params["temperature"], teacher_logits="cached")
-        keras_path = save_model(student, history, partial, STEM)
-        quantized = quantize_model(keras_path, data, partial, config.quantize.representative_samples,
+        keras_path = save_model(student, history, folder, STEM)
+        quantized = quantize_model(keras_path, data, folder, config.quantize.representative_samples,
                                    config.seed, config.quantize.per_channel_dense)
-        int8 = RunLayout(partial).int8(STEM)
+        int8 = RunLayout(folder).int8(STEM)
         accuracy = accuracy_of(predict(int8, data.x_val), data.y_val)
         sources = generate_c_backend(read_model(int8))
     except TinykdError as exc:
-        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
         raise CandidateError(str(exc)) from None
-    metrics = measure_on_board(int8, board, partial, data.x_val[0], sources)
+    metrics = measure_on_board(int8, board, folder, data.x_val[0], sources)
     metrics.update(accuracy=accuracy, test_accuracy=quantized["int8"]["test_accuracy"],
                    parameters=int(student.count_params()), int8_bytes=quantized["int8"]["bytes"])
-    write_json(partial / "trial.json", {"trial": number, "params": params, "metrics": metrics,
-                                        "board": board.name, "instructions_from": COST_SOURCE})
-    final = layout.trial(number)
-    shutil.rmtree(final, ignore_errors=True)  # left by an earlier study of this run folder
-    partial.rename(final)
+    write_json(folder / TRIAL_FILE, {"trial": number, "params": params, "metrics": metrics,
+                                     "board": board.name, "instructions_from": COST_SOURCE})
     return metrics
-
-
-def partial_folder(layout: RunLayout, number: int) -> Path:
-    """Where a trial builds its artifacts before they are complete."""
-    return layout.tune / f".{number}.partial"
