@@ -120,6 +120,9 @@ def test_tune_resumes_after_a_killed_worker_finds_a_front_and_picks_a_student(wo
     assert all(any(dominates(a["metrics"], o["metrics"]) for a in members) for o in others)
     # the run's own student is measured the same way and shown beside the front
     assert record["default"]["params"]["architecture"] == "tiny_conv" and "default " in out
+    assert record["dominate_default"] == [t["trial"] for t in members
+                                          if dominates(t["metrics"], record["default"]["metrics"])]
+    assert ("beat the default student" in out) == bool(record["dominate_default"])
     # instruction counts are QEMU's, exact and repeatable
     first = record["trials"][0]
     again = measure_on_board(run / "tune" / str(first["trial"]) / "student_int8.tflite", load_board(BOARD),

@@ -57,9 +57,12 @@ def write_front(layout: RunLayout, board, max_ms: float, study: str) -> dict:
     """tune/front.json: every finished trial, the front, the run's own student, the board."""
     trials = finished_trials(layout)
     members = front(trials, max_ms)
+    default = default_student(layout)
     record = {"study": study, "board": {"name": board.name, "cpu": board.cpu, "clock_hz": board.clock_hz},
               "max_ms": max_ms, "instructions_from": COST_SOURCE, "trials": trials,
-              "front": [t["trial"] for t in members], "default": default_student(layout)}
+              "front": [t["trial"] for t in members], "default": default,
+              "dominate_default": [t["trial"] for t in members
+                                   if default and dominates(t["metrics"], default["metrics"])]}
     write_json(layout.tune / FRONT_FILE, record)
     return record
 
@@ -84,6 +87,10 @@ def front_table(record: dict) -> str:
         lines.append(f"{label:>7} {student:<26} {size_text(p['image_size']):>5} {m['accuracy']:>8.2%} "
                      f"{m['test_accuracy']:>8.2%} {m['instructions']:>13,} {m['ms']:>8.3f} {m['ram_bytes']:>9,} "
                      f"{m['flash_bytes']:>9,}")
+    if record.get("default"):
+        better = record["dominate_default"]
+        lines.append(f"trial(s) {', '.join(map(str, better))} beat the default student in accuracy, instructions "
+                     "and RAM" if better else "no trial beats the default student in accuracy, instructions and RAM")
     return "\n".join(lines)
 
 
