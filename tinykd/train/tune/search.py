@@ -127,13 +127,13 @@ def work(search: Search) -> None:
             loaded[key] = _data_at(search.config, size)
         return loaded[key]
 
-    logits = teacher_logits(search.config, _data_at(search.config, search.config.data.image_size))
+    logits = teacher_logits(search.config, data_at(search.config.data.image_size))
     current = {}
     objective = _objective(search, data_at, logits, current)
     while _started(study) < search.trials:
         try:
             study.optimize(objective, n_trials=1)
-        except KeyboardInterrupt:  # the trial it stopped is run again (by the next tinykd tune)
+        except BaseException:  # Ctrl-C, or a failure of the tools: the next tinykd tune runs that student again
             interrupted = study._storage.get_trial(current["trial_id"]) if current else None
             if interrupted is not None and interrupted.state == TrialState.FAIL:
                 studies.retry(study, interrupted, search.layout)
