@@ -73,7 +73,7 @@ def front_table(record: dict) -> str:
     lines = [f"Pareto front on {record['board']['name']} ({record['board']['cpu']}, {clock / 1e6:.0f} MHz), "
              f"{len(record['front'])} of {len(record['trials'])} finished trials; instructions measured on "
              f"QEMU, ms = instructions / clock",
-             f"{'trial':>7} {'student':<26} {'px':>5} {'val acc':>8} {'test acc':>8} {'instructions':>13} "
+             f"{'trial':>7} {'student':<30} {'px':>5} {'val acc':>8} {'test acc':>8} {'instructions':>13} "
              f"{'ms':>8} {'RAM':>9} {'flash':>9}"]
     by_number = {t["trial"]: t for t in record["trials"]}
     rows = [(str(n), by_number[n]) for n in record["front"]]
@@ -84,7 +84,7 @@ def front_table(record: dict) -> str:
         student = f"{p['architecture']} x{p['width']:.2f}"
         if "alpha" in p:
             student += f" a{p['alpha']:.2f} T{p['temperature']:.1f}"
-        lines.append(f"{label:>7} {student:<26} {size_text(p['image_size']):>5} {m['accuracy']:>8.2%} "
+        lines.append(f"{label:>7} {student:<30} {size_text(p['image_size']):>5} {m['accuracy']:>8.2%} "
                      f"{m['test_accuracy']:>8.2%} {m['instructions']:>13,} {m['ms']:>8.3f} {m['ram_bytes']:>9,} "
                      f"{m['flash_bytes']:>9,}")
     if record.get("default"):
