@@ -1,7 +1,7 @@
 # Set-up and the two jobs: `make demo` (the default pipeline) and `make test`.
 PYTHON ?= python3
 VENV := .venv
-DEBIAN_PACKAGES := dataset-fashion-mnist g++ cmake gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm chromium
+DEBIAN_PACKAGES := dataset-fashion-mnist g++ cmake gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-packages demo test clean

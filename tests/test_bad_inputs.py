@@ -54,6 +54,16 @@ CASES = [
     (["count", "empty-dir"], 2, "count.json: missing"),
     (["count", "few"], 2, "few: 6 labelled images are too few for 5 folds"),
     (["verify", "--board", "small-ram", "--model", "big.tflite"], 1, "big.tflite does not fit small-ram: the C backend"),
+    # tune
+    (["tune"], 2, "tune needs --board B (or --pick TRIAL to choose a finished trial)"),
+    (["tune", "--board", "native"], 2, "board native has no QEMU machine"),
+    (["tune", "--board", "mps3-an547"], 2, "QEMU's mps3-an547 has no timer that counts instructions"),
+    (["tune", "--board", "nucleo-f767zi", "--jobs", "0"], 2, "--jobs 0: run at least one worker"),
+    (["tune", "--board", "nucleo-f767zi", "--trials", "0"], 2, "tune.trials must be positive"),
+    (["tune", "--board", "nucleo-f767zi", "--storage", "bogus://x"], 2, "--storage bogus://x: cannot open"),
+    (["tune", "--pick", "3"], 2, "no finished trials; run `tinykd tune --board B` first"),
+    (["tune", "--pick", "best-under", "fast"], 2, "--pick best-under fast: MS must be a number of milliseconds"),
+    (["tune", "--pick", "last"], 2, "--pick last: give a trial number or best-under MS"),
     # predict, evaluate, quantize
     (["predict", "empty.tflite", "img.png"], 2, "empty.tflite: the file is empty, not a model"),
     (["predict", "folder", "img.png"], 2, "folder: a folder, not a model file"),

@@ -6,15 +6,16 @@ import argparse
 import logging
 import sys
 
-from tinykd.cli import count, deploy, train, ui, verify
+from tinykd.cli import count, deploy, train, tune, ui, verify
 from tinykd.cli.common import EXIT_USAGE
 from tinykd.core.console import configure_logging, quiet_tensorflow
 from tinykd.core.errors import TinykdError
 
-GROUPS = (train, ui, count, deploy, verify)
+GROUPS = (train, tune, ui, count, deploy, verify)
 """The command modules, in the order their commands are listed by --help."""
 COMMANDS = {name: command for group in GROUPS for name, command in group.COMMANDS.items()}
-NEEDS_TENSORFLOW = {"run", "train", "distill", "quantize", "evaluate", "models", "predict", "export", "count"}
+NEEDS_TENSORFLOW = {"run", "train", "distill", "quantize", "evaluate", "models", "predict", "export", "count",
+                    "tune"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -61,6 +61,8 @@ def config_from_args(args):
                                      "augment", "label_smoothing", "alpha", "temperature")}))
     if args.command == "quantize":
         overrides.append((config.quantize, {"representative_samples": args.samples}))
+    if args.command == "tune":
+        overrides.append((config.tune, {"trials": args.trials, "max_ms": args.max_ms}))
     if args.command == "verify":
         overrides.append((config.verify, {"tflm": args.tflm}))
     for target, values in overrides:

@@ -78,6 +78,19 @@ class RunLayout:
     def report_md(self) -> Path:
         return self.folder / "report.md"
 
+    # tinykd tune: the search's study, one folder per trial, the picked student
+    @property
+    def tune(self) -> Path:
+        return self.folder / "tune"
+
+    def trial(self, number: int) -> Path:
+        return self.tune / str(number)
+
+    @property
+    def pick(self) -> Path:
+        """Which trial `tinykd tune --pick` made the run's student (`tuned_int8.tflite`)."""
+        return self.tune / "pick.json"
+
     # the pipeline's models
     @property
     def teacher(self) -> Path:

@@ -106,6 +106,22 @@ class VerifyConfig:
 
 
 @dataclass
+class TuneConfig:
+    """`tinykd tune`'s search space: each trial's student is drawn from these ranges ([low, high])."""
+
+    architectures: list[str] = field(default_factory=lambda: ["tiny_conv", "tiny_dsconv", "classic_student"])
+    width: list[float] = field(default_factory=lambda: [0.25, 1.5])
+    image_sizes: list[int] = field(default_factory=list)
+    """Square input sides to try; empty: the run's image size only."""
+    alpha: list[float] = field(default_factory=lambda: [0.1, 0.9])
+    temperature: list[float] = field(default_factory=lambda: [1.0, 8.0])
+    epochs: list[int] = field(default_factory=lambda: [10, 30])
+    trials: int = 20
+    max_ms: float = 0.0
+    """Latency budget at the board's clock (0: none)."""
+
+
+@dataclass
 class PipelineConfig:
     """The whole pipeline: one run directory `runs/<name>/`."""
 
@@ -120,6 +136,7 @@ class PipelineConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     @property
     def layout(self) -> RunLayout:
@@ -128,7 +145,8 @@ class PipelineConfig:
 
 
 _SECTIONS = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig,
-             "quantize": QuantizeConfig, "verify": VerifyConfig}
+             "quantize": QuantizeConfig, "verify": VerifyConfig,
+             "tune": TuneConfig}
 
 
 def load_config(path: str | Path | None = None) -> PipelineConfig:
@@ -232,6 +250,7 @@ def _validate(config: PipelineConfig, origin: str) -> None:
         (all(a in (True, False, "strong") for a in (config.teacher.augment, config.student.augment)),
          'augment must be true, false or "strong"'),
     ]
+    checks += _tune_checks(config.tune)
     for ok, message in checks:
         if not ok:
             raise TinykdError(f"{origin}: {message}")
@@ -243,7 +262,9 @@ def _validate(config: PipelineConfig, origin: str) -> None:
     for where, check in (("distribute", lambda: check_strategy(config.distribute)),
                          ("data.dataset", lambda: check_dataset_name(config.data.dataset)),
                          ("teacher.architecture", lambda: check_architecture(config.teacher.architecture)),
-                         ("student.architecture", lambda: check_architecture(config.student.architecture))):
+                         ("student.architecture", lambda: check_architecture(config.student.architecture)),
+                         *(("tune.architectures", lambda name=name: _check_student(name))
+                           for name in config.tune.architectures)):
         try:
             check()
         except TinykdError as exc:
@@ -253,3 +274,29 @@ def _validate(config: PipelineConfig, origin: str) -> None:
         resolve(config.verify.tflm)
     except TinykdError as exc:
         raise TinykdError(f"{origin}: verify.tflm = {config.verify.tflm!r}: {str(exc).split(': ', 1)[1]}") from None
+
+
+def _check_student(name: str) -> None:
+    from tinykd.train.models import ARCHITECTURES, check_architecture
+
+    check_architecture(name)
+    if ARCHITECTURES[name].role != "student":
+        raise TinykdError(f"{name!r} is a {ARCHITECTURES[name].role}, not a student architecture")
+
+
+def _tune_checks(tune: TuneConfig) -> list[tuple[bool, str]]:
+    """[tune]: every range is [low, high] with low <= high, inside what the value can be."""
+    def span(key: str, lowest: float, upper: float | None = None) -> tuple[bool, str]:
+        value = getattr(tune, key)
+        ok = (len(value) == 2 and lowest <= value[0] <= value[1]
+              and (upper is None or value[1] <= upper))
+        bound = f" and at most {upper}" if upper is not None else ""
+        return ok, f"tune.{key} = {value!r} must be [low, high] with low <= high, at least {lowest}{bound}"
+
+    return [
+        (len(tune.architectures) > 0, "tune.architectures must name at least one student architecture"),
+        span("width", 0.01), span("alpha", 0.0, 1.0), span("temperature", 0.01), span("epochs", 1),
+        (all(side > 0 for side in tune.image_sizes), "tune.image_sizes must be positive"),
+        (tune.trials > 0, "tune.trials must be positive"),
+        (tune.max_ms >= 0, "tune.max_ms must be 0 (no limit) or positive"),
+    ]

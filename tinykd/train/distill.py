@@ -249,6 +249,13 @@ def _distill_cached(config, dataset, student, teachers, seed):
     log.info("computing the teachers' logits once for all training images")
     train_logits = ensemble_logits(teachers, dataset.x_train, dataset.num_classes)
     val_logits = ensemble_logits(teachers, dataset.x_val, dataset.num_classes)
+    return distill_on_logits(config, dataset, student, train_logits, val_logits, seed)
+
+
+def distill_on_logits(config: StudentConfig, dataset: Dataset, student, train_logits: np.ndarray,
+                      val_logits: np.ndarray, seed: int = 0) -> dict:
+    """KD on given teacher logits, one row per training and validation image (`tinykd tune` computes them
+    once for a whole search); returns the history."""
     distiller = cached_distiller(student, dataset.num_classes, config.alpha, config.temperature,
                                  _optimizer(config, dataset))
     train = make_batches(dataset.x_train, dataset.y_train, dataset.num_classes, config.batch_size,

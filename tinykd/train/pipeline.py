@@ -240,7 +240,14 @@ def run(config: PipelineConfig, force: bool = False) -> dict:
 
 
 def int8_model(config: PipelineConfig) -> Path:
-    """The pipeline's distilled INT8 model, running the missing stages (teacher, student, INT8) first."""
+    """The run's INT8 student: the one `tinykd tune --pick` chose, else the pipeline's distilled INT8
+    model, running the missing stages (teacher, student, INT8) first."""
+    from tinykd.train.tune.results import picked_student
+
+    picked = picked_student(config.layout)
+    if picked is not None:
+        log.info(f"the run's student is {picked}, picked from the search ({config.layout.pick})")
+        return picked
     path = config.layout.student_int8(config.student.kd)
     if not path.exists():
         epochs = f"teacher {config.teacher.epochs} epochs, " if config.student.kd else ""

@@ -107,6 +107,34 @@ def plot_accuracy_cost(points: list[tuple[str, float, float]]) -> bytes:
     return _png(fig)
 
 
+def plot_tune_front(tune: dict) -> bytes:
+    """`tinykd tune`'s trials: validation accuracy against instructions per inference, the Pareto front
+    highlighted (it is the front in accuracy, instructions and RAM), the run's own student marked (PNG bytes)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    members = set(tune["front"])
+    trials = tune["trials"]
+    others = [t for t in trials if t["trial"] not in members]
+    front = [t for t in trials if t["trial"] in members]
+    for group, style in ((others, dict(color="#b0b0b0", s=18, label="trial")),
+                         (front, dict(color="#dd5522", s=30, label="Pareto front"))):
+        ax.scatter([t["metrics"]["instructions"] / 1e6 for t in group],
+                   [t["metrics"]["accuracy"] * 100 for t in group], zorder=3, **style)
+    for t in front:
+        ax.annotate(str(t["trial"]), (t["metrics"]["instructions"] / 1e6, t["metrics"]["accuracy"] * 100),
+                    fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if tune.get("default"):
+        m = tune["default"]["metrics"]
+        ax.scatter([m["instructions"] / 1e6], [m["accuracy"] * 100], marker="*", s=140, color="#2255aa",
+                   zorder=4, label=f"default student ({tune['default']['params']['architecture']})")
+    ax.set_xlabel(f"million instructions per inference on {tune['board']['name']} (QEMU)")
+    ax.set_ylabel("INT8 validation accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
@@ -151,9 +179,12 @@ def collect(run_dir: Path, builds_dir: Path | None) -> dict:
     int8 = summary.get("student", {}).get("int8_test_accuracy")
     points = [(b["manifest"]["board"]["name"], r["instructions_per_inference"], int8) for b in boards if b["verify"]
               for r in b["verify"]["runtimes"] if r["instructions_per_inference"] and int8 is not None]
+    tune = _read_json(layout.tune / "front.json")
     return {"summary": summary, "dataset": dataset, "models": models, "sizes": sizes, "boards": boards,
+            "tune": tune,
             "plots": {"sizes": _data_uri(plot_sizes(sizes)) if sizes else None,
-                      "accuracy_cost": _data_uri(plot_accuracy_cost(points)) if points else None}}
+                      "accuracy_cost": _data_uri(plot_accuracy_cost(points)) if points else None,
+                      "tune": _data_uri(plot_tune_front(tune)) if tune and tune["trials"] else None}}
 
 
 def run_bundles(model_path: Path, builds_dir: Path | None) -> list[dict]:
