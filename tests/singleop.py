@@ -430,13 +430,17 @@ def conv_2d(net: BranchModel, rng, limits: Limits) -> dict:
 
 def depthwise_conv_2d(net: BranchModel, rng, limits: Limits) -> dict:
     """DEPTHWISE_CONV_2D: small layers, 128 and more channels with depth multiplier 1 (four at a time on
-    DSP cores, plus a rest), large images with few channels, or depth multipliers above 1."""
+    DSP cores, plus a rest), large images with few channels, depth multipliers above 1, or MobileNet's
+    3x3 filters over a multiple of 4 channels (on DSP cores from weights widened once per call)."""
 
     def draw():
-        shape = str(rng.choice(["small", "wide", "image", "multiplier"], p=[0.4, 0.2, 0.2, 0.2]))
+        shape = str(rng.choice(["small", "wide", "image", "multiplier", "3x3"], p=[0.3, 0.2, 0.15, 0.15, 0.2]))
         k = (int(rng.integers(1, 8)), int(rng.integers(1, 8))) if rng.random() < 0.85 else (1, 1)
         channels, multiplier, sizes = int(rng.integers(1, 17)), 1, (12, 12)
-        if shape == "small" and rng.random() < 0.4:
+        if shape == "3x3":
+            k, channels = (3, 3), 4 * int(rng.integers(1, 17))
+            sizes = (int(rng.integers(3, 13)), int(rng.integers(3, 13)))
+        elif shape == "small" and rng.random() < 0.4:
             multiplier = int(rng.integers(2, 5))
         elif shape == "wide":
             channels, sizes = _wide_channels(rng), (5, 5)

@@ -253,6 +253,14 @@ def _depthwise_features(model: Model, op) -> set[str]:
         found.add("depth multiplier above 1")
     elif inp.shape[3] % 4:
         found.add("depth multiplier 1, channels not a multiple of 4")
+    else:  # depthwise_conv_dsp.c's paths
+        _, k_h, k_w, channels = model.op_inputs(op)[1].shape
+        if k_h * k_w * channels > 576:
+            found.add("dsp: weights too many to widen")
+        elif (k_h, k_w) == (3, 3):
+            found.add("dsp: 3x3 from widened weights")
+        else:
+            found.add("dsp: other filter from widened weights")
     found |= {"dilation"} if max(op.options["dilationHFactor"], op.options["dilationWFactor"]) > 1 else set()
     return found
 
@@ -352,7 +360,8 @@ REQUIRED_FEATURES = {
         "dsp quads: slow block with fast channels", "dsp general, patch: slow block with fast channels",
         "dsp general, from the input: slow block with fast channels"},
     "DEPTHWISE_CONV_2D": FILTERS | WINDOWS | {
-        "depth multiplier above 1", "depth multiplier 1, channels not a multiple of 4", "dilation"},
+        "depth multiplier above 1", "depth multiplier 1, channels not a multiple of 4", "dilation",
+        "dsp: weights too many to widen", "dsp: 3x3 from widened weights", "dsp: other filter from widened weights"},
     "FULLY_CONNECTED": FILTERS | {"no bias input", "depth not a multiple of 4", "depth above 256", "batches",
                                   "keep_num_dims", "flattened input"},
     "MAX_POOL_2D": ZERO_POINTS | ACTIVATIONS | WINDOWS | {"window of the whole image"},

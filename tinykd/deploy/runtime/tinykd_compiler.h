@@ -10,4 +10,11 @@
 #define TK_NOINLINE
 #endif
 
+/* GCC's scheduling before register allocation hoists the loads of unrolled multiply-accumulate runs and
+ * then spills the registers it ran out of (the DSP depthwise 3x3 taps: 140 instead of 93 instructions).
+ * On Arm it is off for the runtime's files; the scheduling after allocation stays. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__arm__)
+#pragma GCC optimize("no-schedule-insns")
+#endif
+
 #endif /* TINYKD_COMPILER_H_ */
