@@ -227,8 +227,9 @@ def _conv_features(model: Model, op) -> set[str]:
 def _dsp_conv_paths(model: Model, op) -> set[str]:
     """Which code paths of conv_dsp.c run each block of 32 output channels (its dispatch in tk_conv_2d),
     and whether a block takes the slow requantization with channels the fast one could take."""
-    _, multipliers, shifts = _requantization(model, op)[1:4]
+    _, multipliers, shifts, bias = _requantization(model, op)[1:5]
     channels, k_h, k_w, in_c = model.op_inputs(op)[1].shape
+    bias = np.zeros(channels, np.int64) if bias is None else np.abs(bias.astype(np.int64))
     taps = k_h * k_w * in_c
     found = set()
     for c0 in range(0, channels, 32):
@@ -239,7 +240,8 @@ def _dsp_conv_paths(model: Model, op) -> set[str]:
             path = "quads"
         else:
             path = "general, patch" if taps <= 256 else "general, from the input"
-        fast = (multipliers[c0:c0 + n] >= 0) & (shifts[c0:c0 + n] <= -1) & (shifts[c0:c0 + n] >= -31)
+        block = slice(c0, c0 + n)  # tk_rq_make's condition (tinykd_dsp.h)
+        fast = (multipliers[block] >= 0) & (shifts[block] <= -1) & (shifts[block] >= -22) & (bias[block] <= 2**29)
         found.add(f"dsp {path}")
         if fast.any() and not fast.all():
             found.add(f"dsp {path}: slow block with fast channels")

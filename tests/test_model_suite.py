@@ -105,7 +105,7 @@ def test_mobilenet_v1_has_a_dsp_channel_block_mixing_dead_and_live_channels(suit
                                                          channels)
         for start in range(0, channels - DSP_CHANNEL_BLOCK + 1, DSP_CHANNEL_BLOCK):
             block = range(start, start + DSP_CHANNEL_BLOCK)
-            if any(multipliers[c] == 0 for c in block) and any(multipliers[c] > 0 and -31 <= shifts[c] <= -1
+            if any(multipliers[c] == 0 for c in block) and any(multipliers[c] > 0 and -22 <= shifts[c] <= -1
                                                                 for c in block):
                 mixed.append((op.index, start))
     assert mixed

@@ -17,7 +17,7 @@
  * The paired patch paths take two output pixels at a time where two patches fit in TK_CONV_PATCH taps,
  * so that each word of weights is loaded and widened once for both pixels (2 channels x 2 pixels of
  * sums in registers).
- * Stack: the block's tk_rq table (24 * TK_RQ_BLOCK bytes) and the patch (and widened weights).
+ * Stack: the block's tk_rq table (20 * TK_RQ_BLOCK bytes) and the patch (and widened weights).
  */
 #include "tinykd_runtime.h"
 
@@ -359,7 +359,7 @@ static TK_ALWAYS_INLINE void tk_conv_block(const tk_conv_params *p, const tk_con
                                            const int path)
 {
     tk_rq rq[TK_RQ_BLOCK];
-    if (tk_rq_table(rq, p->bias, p->multiplier, p->shift, c0, n)) {
+    if (tk_rq_table(rq, p->bias, p->multiplier, p->shift, c0, n, s->filter, s->output_offset)) {
         tk_conv_pixels(s, p->batches, p->weights, wide, input, output, c0, n, rq, patch, path, 1);
     } else {
         tk_conv_pixels(s, p->batches, p->weights, wide, input, output, c0, n, rq, patch, path, 0);

@@ -11,7 +11,7 @@
  * are found once per output pixel, so the padding border needs no test inside the loops. The
  * parameters are copied to a local (writing the output could alias *p as far as the compiler knows).
  * With at most TK_DEPTHWISE_TABLE channels, all on the fast requantization path, the requantization
- * constants are worked out once per call (tk_rq, 24 bytes of stack per channel); otherwise per output.
+ * constants are worked out once per call (tk_rq, 20 bytes of stack per channel); otherwise per output.
  * Each output pixel's channels are written after its taps are read, pixel after pixel, as in the
  * portable kernel.
  */
@@ -236,8 +236,9 @@ static TK_NOINLINE void tk_depthwise_wide(const tk_conv_params *p, const tk_rq *
 void tk_depthwise_conv_2d(const tk_conv_params *params, const int8_t *input, int8_t *output)
 {
     const tk_conv_params p = *params;
-    tk_rq rq[TK_DEPTHWISE_TABLE]; /* bias 0: the sums add p.bias */
-    const int fast = p.out_c <= TK_DEPTHWISE_TABLE && tk_rq_table(rq, NULL, p.multiplier, p.shift, 0, p.out_c);
+    tk_rq rq[TK_DEPTHWISE_TABLE]; /* its bias unused: the sums start from p.bias */
+    const int fast = p.out_c <= TK_DEPTHWISE_TABLE &&
+                     tk_rq_table(rq, p.bias, p.multiplier, p.shift, 0, p.out_c, p.k_h * p.k_w, p.output_offset);
     if (p.depth_multiplier == 1 && p.in_c % 4 == 0 && p.k_h * p.k_w * p.out_c <= TK_DEPTHWISE_WIDE) {
         tk_depthwise_wide(&p, rq, input, output, fast);
     } else if (fast) {

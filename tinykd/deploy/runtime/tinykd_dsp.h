@@ -176,94 +176,106 @@ static inline void tk_dot2(const int8_t *x, const int8_t *w, int other, int n, i
 
 /* ---- Requantization with fewer instructions ------------------------------------------------------
  *
- * tk_multiply(x, m, shift) is RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x << left, m), e)
- * with left = max(shift, 0), e = max(-shift, 0). For m >= 0 and 1 <= e <= 31 the same integer is
- *     (P + 2^30 + 2^(30 + e) - [x' < 0] * 2^31) >> (31 + e),   P = (int64) x' * m,  x' = x << left:
- *  - the doubling high multiply's nudge-and-truncate equals floor((P + 2^30) / 2^31) for either sign;
- *  - the divide (ties away from zero) is floor((h + 2^(e-1) - [h < 0]) / 2^e), and nested floors of
- *    divisions by powers of two fold into one; [h < 0] may be replaced by [x' < 0] since they differ
- *    only for -2^30 <= P < 0, where h = 0 and both give 0;
- *  - the one saturating case (x' = m = INT32_MIN) cannot occur with m >= 0.
- * The shift by 31 + e >= 32 is the high word shifted by e - 1. Anything else (e = 0, m < 0, shifts out
- * of range) keeps tk_multiply.
+ * tk_multiply(x, m, shift) + offset, with m >= 0 and shift = -e for 1 <= e <= TK_RQ_MAX_E, is
+ *     (SMMULR(2x, m) + (x >> 31) + 2^(e-1) + offset * 2^e) >> e      (arithmetic shifts):
+ *  - the doubling high multiply of x and m, nudge and truncation included, is floor((x*m + 2^30) / 2^31)
+ *    for either sign, which is SMMULR(2x, m) = floor((2x*m + 2^31) / 2^32) when 2x fits in int32;
+ *  - its divide by 2^e (ties away from zero) is floor((h + 2^(e-1) - [h < 0]) / 2^e), and [h < 0] may
+ *    be replaced by [x < 0] (they differ only where h = 0, which rounds to 0 either way);
+ *  - adding the offset before the floor divide is adding offset * 2^e.
+ * With |x| < 2^30 and e <= TK_RQ_MAX_E nothing overflows. A sum of `taps` products of int8 weights and
+ * inputs plus the offset (each at most 128 * 255) and a bias stays below 2^30 when |bias| <= 2^29 and
+ * taps <= TK_RQ_MAX_TAPS, which the table checks once per channel; anything else (e = 0, a left shift,
+ * m < 0, a large bias) keeps tk_multiply.
  *
  * A block of channels takes one path for all its channels: the slow path if any channel needs it (a
- * dead channel, multiplier 0 and shift 0, is one). So every entry carries both encodings, and each path
- * reads only its own: `shift` for tk_multiply, `right` and `round_*` for the fast path. */
+ * dead channel, multiplier 0 and shift 0, is one). Every entry carries both encodings, and each path
+ * reads only its own: `shift` for tk_multiply, `add` and `right` for the fast path. */
+#define TK_RQ_MAX_E 22
+#define TK_RQ_MAX_TAPS 16384
+
+/* floor((a * b + 2^31) / 2^32): the high word of the product, rounded (SMMULR). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+static inline int32_t tk_high_mul_rounded(int32_t a, int32_t b)
+{
+    int32_t result;
+    __asm__("smmulr %0, %1, %2" : "=r"(result) : "r"(a), "r"(b));
+    return result;
+}
+#else
+static inline int32_t tk_high_mul_rounded(int32_t a, int32_t b)
+{
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+}
+#endif
+
 typedef struct {
     int32_t bias, multiplier;
-    int32_t shift;     /* the plain shift, for tk_multiply */
-    int32_t right;     /* e - 1, for the fast path (meaningful only where that path applies) */
-    uint32_t round_lo; /* 2^30 + 2^(30+e), low and high words */
-    int32_t round_hi;
+    int32_t shift; /* the plain shift, for tk_multiply */
+    int32_t add;   /* 2^(e-1) + output_offset * 2^e, for the fast path */
+    int32_t right; /* e, for the fast path */
 } tk_rq;
 
-/* Channel c's entry; returns 1 if it can take the fast path. */
-static inline int tk_rq_make(tk_rq *q, const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
-                             int c)
+/* Whether the fast path computes x * m * 2^shift + offset for every |x| < 2^30. */
+static inline int tk_rq_fast(int32_t multiplier, int32_t shift)
 {
-    const int32_t m = multiplier[c], s = shift[c];
-    const int32_t e = s > 0 ? 0 : -s;
-    const uint64_t round = ((uint64_t)1 << 30) + ((e >= 1 && e <= 31) ? ((uint64_t)1 << (30 + e)) : 0);
-    q->bias = bias ? bias[c] : 0;
+    return multiplier >= 0 && shift <= -1 && shift >= -TK_RQ_MAX_E;
+}
+
+/* The fast path's result before the clamp. */
+static inline int32_t tk_rq_fast_scale(int32_t x, int32_t multiplier, int32_t add, int32_t right)
+{
+    const int32_t high = tk_high_mul_rounded((int32_t)((uint32_t)x << 1), multiplier);
+    return (high + (x >> 31) + add) >> right;
+}
+
+/* Channel c's entry for sums of `taps` products; returns 1 if it can take the fast path. */
+static inline int tk_rq_make(tk_rq *q, const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                             int c, int taps, int32_t output_offset)
+{
+    const int32_t m = multiplier[c], s = shift[c], b = bias ? bias[c] : 0;
+    const int fast = tk_rq_fast(m, s) && b <= (1 << 29) && b >= -(1 << 29) && taps <= TK_RQ_MAX_TAPS;
+    q->bias = b;
     q->multiplier = m;
     q->shift = s;
-    q->round_lo = (uint32_t)round;
-    q->round_hi = (int32_t)(uint32_t)(round >> 32);
-    q->right = e >= 1 ? e - 1 : 0;
-    return m >= 0 && e >= 1 && e <= 31;
+    q->right = fast ? -s : 0;
+    q->add = fast ? (int32_t)(((uint32_t)1 << (-s - 1)) + (uint32_t)output_offset * ((uint32_t)1 << -s)) : 0;
+    return fast;
 }
 
-/* x * multiplier * 2^shift as tk_multiply computes it, on the fast path. */
-static inline int32_t tk_rq_scale_fast(const tk_rq *q, int32_t acc)
-{
-    const int32_t x = acc; /* left = 0 whenever e >= 1 */
-    const int64_t round = (int64_t)(((uint64_t)(uint32_t)q->round_hi << 32) | q->round_lo);
-    const int64_t sum = round + (int64_t)x * q->multiplier - (int64_t)((uint64_t)((uint32_t)x >> 31) << 31);
-    return (int32_t)(sum >> 32) >> q->right;
-}
-
-/* The same, either path (`fast` a constant at each call site, so the other path compiles away). */
-static inline int32_t tk_rq_scale(const tk_rq *q, int32_t acc, int fast)
-{
-    if (fast) {
-        return tk_rq_scale_fast(q, acc);
-    }
-    return tk_multiply(acc, q->multiplier, q->shift);
-}
-
+/* The output's int8 from a sum (`fast` a constant at each call site, so the other path compiles away). */
 static inline int8_t tk_rq_output(const tk_rq *q, int32_t acc, int fast, int32_t output_offset, int32_t act_min,
                                   int32_t act_max)
 {
-    return (int8_t)tk_clamp(tk_rq_scale(q, acc, fast) + output_offset, act_min, act_max);
+    if (fast) {
+        return (int8_t)tk_clamp(tk_rq_fast_scale(acc, q->multiplier, q->add, q->right), act_min, act_max);
+    }
+    return (int8_t)tk_clamp(tk_multiply(acc, q->multiplier, q->shift) + output_offset, act_min, act_max);
 }
 
-/* tk_requantize without a table: the fast path's integer where it applies, worked out per call as
- * t = floor((P + 2^30) / 2^31) - [x < 0], then floor((t + 2^(e-1)) / 2^e), which is t >> e plus bit
- * e - 1 of t (no overflow near INT32_MAX). */
+/* tk_requantize without a table: the fast path where the constants and this sum allow it. */
 static inline int8_t tk_requantize_dsp(int32_t x, int32_t multiplier, int32_t shift, int32_t output_offset,
                                        int32_t act_min, int32_t act_max)
 {
     int32_t scaled;
-    if (multiplier >= 0 && shift <= -1 && shift >= -31) {
+    if (tk_rq_fast(multiplier, shift) && x < (1 << 30) && x > -(1 << 30)) {
         const int e = -shift;
-        const int64_t sum = (int64_t)x * multiplier + ((int64_t)1 << 30) -
-                            (int64_t)((uint64_t)((uint32_t)x >> 31) << 31);
-        const int32_t t = (int32_t)(sum >> 31);
-        scaled = (t >> e) + ((t >> (e - 1)) & 1);
+        scaled = tk_rq_fast_scale(x, multiplier,
+                                  (int32_t)(((uint32_t)1 << (e - 1)) + (uint32_t)output_offset * ((uint32_t)1 << e)), e);
     } else {
-        scaled = tk_multiply(x, multiplier, shift);
+        scaled = tk_multiply(x, multiplier, shift) + output_offset;
     }
-    return (int8_t)tk_clamp(scaled + output_offset, act_min, act_max);
+    return (int8_t)tk_clamp(scaled, act_min, act_max);
 }
 
-/* Entries for channels [c0, c0 + n); returns 1 if every one takes the fast path. */
+/* Entries for channels [c0, c0 + n) with sums of `taps` products; returns 1 if every one takes the fast
+ * path. */
 static inline int tk_rq_table(tk_rq *table, const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
-                              int c0, int n)
+                              int c0, int n, int taps, int32_t output_offset)
 {
     int c, fast = 1;
     for (c = 0; c < n; ++c) {
-        fast &= tk_rq_make(&table[c], bias, multiplier, shift, c0 + c);
+        fast &= tk_rq_make(&table[c], bias, multiplier, shift, c0 + c, taps, output_offset);
     }
     return fast;
 }
