@@ -396,7 +396,7 @@ def conv_2d(net: BranchModel, rng, limits: Limits) -> dict:
         elif shape == "image":
             in_c, out_c, sizes = int(rng.integers(1, 4)), int(rng.integers(1, 5)), (96, 96)
         elif shape == "deep":
-            k, low, high = [((1, 1), 257, 420), ((2, 2), 65, 100), ((3, 3), 29, 48), ((5, 5), 11, 17)][
+            k, low, high = [((1, 1), 257, 700), ((2, 2), 65, 100), ((3, 3), 29, 80), ((5, 5), 11, 17)][
                 int(rng.integers(4))]
             in_c, sizes = int(rng.integers(low, high + 1)), (6, 6)
         elif shape == "quads":

@@ -236,10 +236,10 @@ def _dsp_conv_paths(model: Model, op) -> set[str]:
         n = min(32, channels - c0)
         if taps <= 64 and n * ((taps + 1) // 2) <= 128:
             path = "wide"
-        elif in_c % 4 == 0 and taps <= 256:
-            path = "quads"
+        elif in_c % 4 == 0 and (taps <= 576 or k_w * in_c <= 288):
+            path = "quads" if taps <= 288 else "quads, filter rows in chunks"
         else:
-            path = "general, patch" if taps <= 256 else "general, from the input"
+            path = "general, patch" if taps <= 576 else "general, from the input"
         block = slice(c0, c0 + n)  # tk_rq_make's condition (tinykd_dsp.h)
         fast = (multipliers[block] >= 0) & (shifts[block] <= -1) & (shifts[block] >= -22) & (bias[block] <= 2**29)
         found.add(f"dsp {path}")
@@ -358,6 +358,7 @@ FILTERS = ZERO_POINTS | ACTIVATIONS | {
 REQUIRED_FEATURES = {
     "CONV_2D": FILTERS | WINDOWS | {
         "no bias input", "1x1 filter", "more than 256 taps", "dilation", "batches", "dsp wide", "dsp quads",
+        "dsp quads, filter rows in chunks",
         "dsp general, patch", "dsp general, from the input", "dsp wide: slow block with fast channels",
         "dsp quads: slow block with fast channels", "dsp general, patch: slow block with fast channels",
         "dsp general, from the input: slow block with fast channels"},

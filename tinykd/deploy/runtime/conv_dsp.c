@@ -9,15 +9,20 @@
  *    in TK_CONV_WIDE words once widened): the block's weights are widened to 16-bit pairs once per call
  *    and the patch is in tap order, so a pair of taps is one load per channel and one shared load of
  *    the patch;
- *  - "quads": in_c a multiple of 4 and at most TK_CONV_PATCH taps: the patch is paired (taps 0 and 2 of
- *    each four in one word, 1 and 3 in the next, as tk_even / tk_odd widen a word of weights), four
- *    channels widened at a time;
+ *  - "quads": in_c a multiple of 4, and at most TK_CONV_PATCH taps or a filter row of at most
+ *    TK_CONV_SECOND taps: the patch is paired (taps 0 and 2 of each four in one word, 1 and 3 in the
+ *    next, as tk_even / tk_odd widen a word of weights), four taps written at a time. Two output pixels
+ *    at a time, as many filter rows at a time as fit in half the patch: their sums (2 channels x 2
+ *    pixels in registers, eight taps per step) kept in an array of the block's sums between chunks of
+ *    rows, then requantized channel by channel;
  *  - otherwise, a paired patch built tap by tap (at most TK_CONV_PATCH taps), or per filter row the
  *    taps inside the input as one contiguous run of the input and of the filter (tk_dot2).
- * The paired patch paths take two output pixels at a time where two patches fit in TK_CONV_PATCH taps,
- * so that each word of weights is loaded and widened once for both pixels (2 channels x 2 pixels of
- * sums in registers).
- * Stack: the block's tk_rq table (20 * TK_RQ_BLOCK bytes) and the patch (and widened weights).
+ * The paired patch paths take two output pixels at a time where two (chunks of) patches fit in
+ * TK_CONV_PATCH taps, so that each word of weights is loaded and widened once for both pixels (2
+ * channels x 2 pixels of sums in registers); either way both pixels' windows are read before their
+ * outputs are written.
+ * Stack: the block's tk_rq table (20 * TK_RQ_BLOCK bytes), the patch (2 * TK_CONV_PATCH bytes) and on
+ * the quads path two pixels' sums (8 * TK_RQ_BLOCK bytes): about 2.1 KB with the defaults.
  */
 #include "tinykd_runtime.h"
 
@@ -114,16 +119,17 @@ static TK_ALWAYS_INLINE void tk_patch_zero(int16_t *patch, int i, int count, con
     }
 }
 
-/* The patch of the output pixel whose filter's top-left tap sits at input (y0, x0). */
-static TK_ALWAYS_INLINE void tk_conv_patch(const tk_conv_shape *s, const int8_t *image, int y0, int x0,
-                                           int16_t *patch, const int layout)
+/* The patch of filter rows [ky0, ky1) of the output pixel whose filter's top-left tap sits at input
+ * (y0, x0). */
+static TK_ALWAYS_INLINE void tk_conv_patch_rows(const tk_conv_shape *s, const int8_t *image, int y0, int x0,
+                                                int ky0, int ky1, int16_t *patch, const int layout)
 {
     const int in_c = s->in_c, row_taps = s->k_w * in_c;
     int ky, kx, i = 0;
     if (s->dil_w == 1 && tk_all_inside(s, y0, x0)) { /* each filter row is one run of the input */
-        const int8_t *src = image + (y0 * s->in_w + x0) * in_c;
         const int step = s->dil_h * s->in_w * in_c;
-        for (ky = 0; ky < s->k_h; ++ky) {
+        const int8_t *src = image + (y0 * s->in_w + x0) * in_c + ky0 * step;
+        for (ky = ky0; ky < ky1; ++ky) {
             tk_patch_copy(s, patch, i, src, row_taps, layout);
             i += row_taps;
             src += step;
@@ -133,7 +139,7 @@ static TK_ALWAYS_INLINE void tk_conv_patch(const tk_conv_shape *s, const int8_t 
     if (s->dil_w == 1) { /* at the border: each filter row's taps inside the input are one run of it */
         const tk_range cols = tk_taps_inside(x0, 1, s->k_w, s->in_w);
         const int before = cols.begin * in_c, run = (cols.end - cols.begin) * in_c;
-        for (ky = 0; ky < s->k_h; ++ky) {
+        for (ky = ky0; ky < ky1; ++ky) {
             const int y = y0 + ky * s->dil_h;
             if (y >= 0 && y < s->in_h) {
                 tk_patch_zero(patch, i, before, layout);
@@ -146,7 +152,7 @@ static TK_ALWAYS_INLINE void tk_conv_patch(const tk_conv_shape *s, const int8_t 
         }
         return;
     }
-    for (ky = 0; ky < s->k_h; ++ky) {
+    for (ky = ky0; ky < ky1; ++ky) {
         const int y = y0 + ky * s->dil_h;
         for (kx = 0; kx < s->k_w; ++kx) {
             const int x = x0 + kx * s->dil_w;
@@ -158,6 +164,13 @@ static TK_ALWAYS_INLINE void tk_conv_patch(const tk_conv_shape *s, const int8_t 
             i += in_c;
         }
     }
+}
+
+/* The whole filter's patch. */
+static TK_ALWAYS_INLINE void tk_conv_patch(const tk_conv_shape *s, const int8_t *image, int y0, int x0,
+                                           int16_t *patch, const int layout)
+{
+    tk_conv_patch_rows(s, image, y0, x0, 0, s->k_h, patch, layout);
 }
 
 /* The paired patch built tap by tap in order, then each group of four taps reordered; out of line: one
@@ -214,9 +227,27 @@ static TK_ALWAYS_INLINE void tk_conv_from_wide(const tk_conv_shape *s, const uin
     }
 }
 
+/* Adds four taps of two channels' weights (at w and w + other) times the paired patches of `pixels` (1 or
+ * 2) output pixels (at x and x + TK_CONV_SECOND) to their sums (acc: channel 0 and 1 of the first pixel,
+ * then of the second): each word of weights is loaded and widened once for both pixels. */
+static TK_ALWAYS_INLINE void tk_conv_step4(const int8_t *w, int other, const int16_t *x, int32_t acc[4],
+                                           const int pixels)
+{
+    const uint32_t w0 = tk_read_quad(w), w1 = tk_read_quad(w + other);
+    const uint32_t even0 = tk_even(w0), odd0 = tk_odd(w0), even1 = tk_even(w1), odd1 = tk_odd(w1);
+    uint32_t even = tk_read_pair(x), odd = tk_read_pair(x + 2);
+    acc[0] = tk_dual_mac(odd0, odd, tk_dual_mac(even0, even, acc[0]));
+    acc[1] = tk_dual_mac(odd1, odd, tk_dual_mac(even1, even, acc[1]));
+    if (pixels == 2) {
+        even = tk_read_pair(x + TK_CONV_SECOND);
+        odd = tk_read_pair(x + TK_CONV_SECOND + 2);
+        acc[2] = tk_dual_mac(odd0, odd, tk_dual_mac(even0, even, acc[2]));
+        acc[3] = tk_dual_mac(odd1, odd, tk_dual_mac(even1, even, acc[3]));
+    }
+}
+
 /* From the paired patches of `pixels` (1 or 2) consecutive output pixels, the second's at patch +
- * TK_CONV_SECOND (with `tail` 0, the filter's taps are a multiple of 4): each pair of widened weights
- * serves both pixels. */
+ * TK_CONV_SECOND (with `tail` 0, the filter's taps are a multiple of 4). */
 static TK_ALWAYS_INLINE void tk_conv_from_patch(const tk_conv_shape *s, const int8_t *weights, const int16_t *patch,
                                                 int8_t *out, int c0, int n, const tk_rq *rq, const int fast,
                                                 const int tail, const int pixels)
@@ -228,23 +259,20 @@ static TK_ALWAYS_INLINE void tk_conv_from_patch(const tk_conv_shape *s, const in
         const int other = c + 1 < n ? filter : 0;
         const int8_t *w = weights + (c0 + c) * filter;
         const int16_t *x = patch;
-        int32_t sum0 = rq[c].bias, sum1 = other ? rq[c + 1].bias : 0, next0 = sum0, next1 = sum1;
+        int32_t acc[4];
+        int32_t sum0, sum1, next0, next1;
         int k;
+        acc[0] = acc[2] = rq[c].bias;
+        acc[1] = acc[3] = other ? rq[c + 1].bias : 0;
         for (k = filter; k >= 4; k -= 4) {
-            const uint32_t w0 = tk_read_quad(w), w1 = tk_read_quad(w + other);
-            const uint32_t even0 = tk_even(w0), odd0 = tk_odd(w0), even1 = tk_even(w1), odd1 = tk_odd(w1);
-            uint32_t even = tk_read_pair(x), odd = tk_read_pair(x + 2);
-            sum0 = tk_dual_mac(odd0, odd, tk_dual_mac(even0, even, sum0));
-            sum1 = tk_dual_mac(odd1, odd, tk_dual_mac(even1, even, sum1));
-            if (pixels == 2) {
-                even = tk_read_pair(x + TK_CONV_SECOND);
-                odd = tk_read_pair(x + TK_CONV_SECOND + 2);
-                next0 = tk_dual_mac(odd0, odd, tk_dual_mac(even0, even, next0));
-                next1 = tk_dual_mac(odd1, odd, tk_dual_mac(even1, even, next1));
-            }
+            tk_conv_step4(w, other, x, acc, pixels);
             x += 4;
             w += 4;
         }
+        sum0 = acc[0];
+        sum1 = acc[1];
+        next0 = acc[2];
+        next1 = acc[3];
         for (; tail && k > 0; --k) {
             sum0 += (int32_t)w[0] * x[0];
             sum1 += (int32_t)w[other] * x[0];
@@ -266,6 +294,71 @@ static TK_ALWAYS_INLINE void tk_conv_from_patch(const tk_conv_shape *s, const in
                                                   s->act_max);
             }
         }
+    }
+}
+
+/* Two output pixels' sums of the block's channels [0, n) (sums: the first pixel's, then at TK_RQ_BLOCK
+ * the second's), with taps [t0, t0 + count) of the filters (weights: the block's first channel's) times
+ * those taps' paired patches added: to the sums, or with t0 = 0 to the biases. count a multiple of 4,
+ * eight taps per step. */
+static TK_ALWAYS_INLINE void tk_conv_accumulate(const tk_conv_shape *s, const int8_t *weights,
+                                                const int16_t *patch, int t0, int count, int32_t *sums, int n,
+                                                const tk_rq *rq)
+{
+    const int filter = s->filter;
+    int c, k;
+    for (c = 0; c < n; c += 2) {
+        const int other = c + 1 < n ? filter : 0; /* an odd last channel runs its own weights twice */
+        const int8_t *w = weights + c * filter + t0;
+        const int16_t *x = patch;
+        int32_t acc[4];
+        if (t0 == 0) {
+            acc[0] = acc[2] = rq[c].bias;
+            acc[1] = acc[3] = other ? rq[c + 1].bias : 0;
+        } else {
+            acc[0] = sums[c];
+            acc[1] = sums[c + 1];
+            acc[2] = sums[TK_RQ_BLOCK + c];
+            acc[3] = sums[TK_RQ_BLOCK + c + 1];
+        }
+        for (k = count; k >= 8; k -= 8) {
+            tk_conv_step4(w, other, x, acc, 2);
+            tk_conv_step4(w + 4, other, x + 4, acc, 2);
+            x += 8;
+            w += 8;
+        }
+        if (k > 0) {
+            tk_conv_step4(w, other, x, acc, 2);
+        }
+        sums[c] = acc[0];
+        sums[c + 1] = acc[1];
+        sums[TK_RQ_BLOCK + c] = acc[2];
+        sums[TK_RQ_BLOCK + c + 1] = acc[3];
+    }
+}
+
+/* Two consecutive output pixels' channels [c0, c0 + n) from paired patches of `rows` filter rows at a
+ * time (in_c a multiple of 4, rows * k_w * in_c at most TK_CONV_SECOND taps), the sums kept in an array
+ * between row chunks and then requantized channel by channel. Every tap of both windows is read
+ * before either pixel's outputs are written. */
+static TK_ALWAYS_INLINE void tk_conv_pair(const tk_conv_shape *s, const int8_t *weights, const int8_t *image,
+                                          int y0, int x0, int y1, int x1, int8_t *out, int c0, int n,
+                                          const tk_rq *rq, int16_t *patch, int rows, const int fast)
+{
+    int32_t sums[2 * TK_RQ_BLOCK];
+    const int row_taps = s->k_w * s->in_c, out_c = s->out_c;
+    const int32_t output_offset = s->output_offset, act_min = s->act_min, act_max = s->act_max;
+    int c, ky;
+    for (ky = 0; ky < s->k_h; ky += rows) {
+        const int ky1 = ky + rows < s->k_h ? ky + rows : s->k_h;
+        tk_conv_patch_rows(s, image, y0, x0, ky, ky1, patch, TK_PAIRED_QUADS);
+        tk_conv_patch_rows(s, image, y1, x1, ky, ky1, patch + TK_CONV_SECOND, TK_PAIRED_QUADS);
+        tk_conv_accumulate(s, weights + c0 * s->filter, patch, ky * row_taps, (ky1 - ky) * row_taps, sums, n,
+                           rq);
+    }
+    for (c = 0; c < n; ++c) {
+        out[c] = tk_rq_output(&rq[c], sums[c], fast, output_offset, act_min, act_max);
+        out[out_c + c] = tk_rq_output(&rq[c], sums[TK_RQ_BLOCK + c], fast, output_offset, act_min, act_max);
     }
 }
 
@@ -324,6 +417,7 @@ static TK_ALWAYS_INLINE void tk_conv_pixels(const tk_conv_shape *s, int batches,
                                             const int fast)
 {
     const int use_patch = s->filter <= TK_CONV_PATCH, pairs = s->filter <= TK_CONV_SECOND;
+    const int rows = TK_CONV_SECOND / (s->k_w * s->in_c); /* filter rows per chunk on the quads path */
     const int pixels = s->out_h * s->out_w;
     const int layout = path == TK_PATH_QUADS ? TK_PAIRED_QUADS : TK_PAIRED, tail = path != TK_PATH_QUADS;
     int b, i, y0, x0, y1, x1;
@@ -335,6 +429,11 @@ static TK_ALWAYS_INLINE void tk_conv_pixels(const tk_conv_shape *s, int batches,
             if (path == TK_PATH_WIDE) {
                 tk_conv_patch(s, image, y0, x0, patch, TK_IN_ORDER);
                 tk_conv_from_wide(s, wide, patch, out, n, rq, fast);
+            } else if (path == TK_PATH_QUADS && rows > 0 && i + 1 < pixels) {
+                tk_conv_origin(s, i + 1, &y1, &x1);
+                tk_conv_pair(s, weights, image, y0, x0, y1, x1, out, c0, n, rq, patch, rows, fast);
+                out += s->out_c;
+                ++i;
             } else if (pairs && i + 1 < pixels) {
                 tk_conv_origin(s, i + 1, &y1, &x1);
                 tk_conv_patch_of(s, image, y0, x0, patch, layout);
@@ -408,7 +507,7 @@ void tk_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
         const int n = s.out_c - c0 < TK_RQ_BLOCK ? s.out_c - c0 : TK_RQ_BLOCK;
         if (s.filter <= TK_CONV_WIDE_TAPS && n * ((s.filter + 1) / 2) <= TK_CONV_WIDE) {
             tk_conv_wide(p, &s, input, output, c0, n);
-        } else if (s.in_c % 4 == 0 && s.filter <= TK_CONV_PATCH) {
+        } else if (s.in_c % 4 == 0 && (s.filter <= TK_CONV_PATCH || s.k_w * s.in_c <= TK_CONV_SECOND)) {
             tk_conv_quads(p, &s, input, output, c0, n);
         } else {
             tk_conv_general(p, &s, input, output, c0, n);
