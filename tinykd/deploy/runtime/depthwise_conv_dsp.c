@@ -11,7 +11,7 @@
  * are found once per output pixel, so the padding border needs no test inside the loops. The
  * parameters are copied to a local (writing the output could alias *p as far as the compiler knows).
  * With at most TK_DEPTHWISE_TABLE channels, all on the fast requantization path, the requantization
- * constants are worked out once per call (tk_rq, 20 bytes of stack per channel); otherwise per output.
+ * constants are worked out once per call (tk_rq, 16 bytes of stack per channel); otherwise per output.
  * Each output pixel's channels are written after its taps are read, pixel after pixel, as in the
  * portable kernel.
  */

@@ -189,8 +189,8 @@ static inline void tk_dot2(const int8_t *x, const int8_t *w, int other, int n, i
  * m < 0, a large bias) keeps tk_multiply.
  *
  * A block of channels takes one path for all its channels: the slow path if any channel needs it (a
- * dead channel, multiplier 0 and shift 0, is one). Every entry carries both encodings, and each path
- * reads only its own: `shift` for tk_multiply, `add` and `right` for the fast path. */
+ * dead channel, multiplier 0 and shift 0, is one). Every entry carries what both need: `right` is minus
+ * the shift (e where the fast path applies), and the fast path also reads `add`. */
 #define TK_RQ_MAX_E 22
 #define TK_RQ_MAX_TAPS 16384
 
@@ -211,9 +211,8 @@ static inline int32_t tk_high_mul_rounded(int32_t a, int32_t b)
 
 typedef struct {
     int32_t bias, multiplier;
-    int32_t shift; /* the plain shift, for tk_multiply */
+    int32_t right; /* minus the shift: e on the fast path */
     int32_t add;   /* 2^(e-1) + output_offset * 2^e, for the fast path */
-    int32_t right; /* e, for the fast path */
 } tk_rq;
 
 /* Whether the fast path computes x * m * 2^shift + offset for every |x| < 2^30. */
@@ -237,8 +236,7 @@ static inline int tk_rq_make(tk_rq *q, const int32_t *bias, const int32_t *multi
     const int fast = tk_rq_fast(m, s) && b <= (1 << 29) && b >= -(1 << 29) && taps <= TK_RQ_MAX_TAPS;
     q->bias = b;
     q->multiplier = m;
-    q->shift = s;
-    q->right = fast ? -s : 0;
+    q->right = -s;
     q->add = fast ? (int32_t)(((uint32_t)1 << (-s - 1)) + (uint32_t)output_offset * ((uint32_t)1 << -s)) : 0;
     return fast;
 }
@@ -250,7 +248,7 @@ static inline int8_t tk_rq_output(const tk_rq *q, int32_t acc, int fast, int32_t
     if (fast) {
         return (int8_t)tk_clamp(tk_rq_fast_scale(acc, q->multiplier, q->add, q->right), act_min, act_max);
     }
-    return (int8_t)tk_clamp(tk_multiply(acc, q->multiplier, q->shift) + output_offset, act_min, act_max);
+    return (int8_t)tk_clamp(tk_multiply(acc, q->multiplier, -q->right) + output_offset, act_min, act_max);
 }
 
 /* tk_requantize without a table: the fast path where the constants and this sum allow it. */
