@@ -38,23 +38,32 @@ epochs = [1, 1]
 ROOT = Path(__file__).resolve().parents[1]
 
 
+pytestmark = pytest.mark.xdist_group("tune")  # one worker makes the run below once for every test here
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
-    """A folder with the pipeline file and run `base`: its teacher and default student (tinykd run)."""
+    """A folder with the pipeline file and run `base`: its teacher and default student (tinykd run), and
+    what every study of it shares (the teacher's logits, the default student measured on the board)."""
+    from tinykd.core.config import load_config
+    from tinykd.deploy.boards import load_board
+    from tinykd.train.tune.search import Search, prepare
+
     root = tmp_path_factory.mktemp("tune")
     (root / "tinykd.toml").write_text(PIPELINE)
     cwd = os.getcwd()
     os.chdir(root)
     try:
         assert main(["run"]) == 0
+        prepare(Search(load_config("tinykd.toml"), load_board(BOARD), "", "base", 1))
     finally:
         os.chdir(cwd)
     return root
 
 
 def copy_run(work: Path, name: str) -> Path:
-    """A run of its own (same teacher and student) for a test's study."""
-    shutil.copytree(work / "runs" / "base", work / "runs" / name, ignore=shutil.ignore_patterns("tune"))
+    """A run of its own (same teacher, student and tune/ preparations) for a test's study."""
+    shutil.copytree(work / "runs" / "base", work / "runs" / name)
     return work / "runs" / name
 
 
