@@ -34,6 +34,7 @@ architectures = ["tiny_conv", "tiny_dsconv"]
 width = [0.25, 0.75]
 image_sizes = [8, 10]
 epochs = [1, 1]
+depth = [0, 1]
 """
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,6 +123,7 @@ def test_tune_resumes_after_a_killed_worker_finds_a_front_and_picks_a_student(wo
         m = trial["metrics"]
         assert stored.values == [m["accuracy"], m["instructions"], m["ram_bytes"]]
         assert trial["params"]["image_size"] in (8, 10) and trial["params"]["epochs"] == 1
+        assert trial["params"]["depth"] in (0, 1)
     # the front: no member dominated, every other trial dominated by a member
     members = [t for t in record["trials"] if t["trial"] in record["front"]]
     others = [t for t in record["trials"] if t["trial"] not in record["front"]]

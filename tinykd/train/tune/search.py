@@ -193,7 +193,8 @@ def measure_default(search: Search) -> dict | None:
                    test_accuracy=quantized["int8"]["test_accuracy"], int8_bytes=model.stat().st_size)
     record = {"model": str(model), "sha256": digest, "board": search.board.name,
               "params": {"architecture": history.get("architecture", search.config.student.architecture),
-                         "width": search.config.student.width, "image_size": size},
+                         "width": search.config.student.width, "depth": search.config.student.depth,
+                         "image_size": size},
               "metrics": metrics}
     write_json(layout.tune / results.DEFAULT_FILE, record)
     return record
@@ -201,7 +202,7 @@ def measure_default(search: Search) -> dict | None:
 
 def _describe(frozen, best: float | None) -> str:
     p = frozen.params
-    student = f"{p['architecture']} x{p['width']:.2f} {size_text(p['image_size'])} px"
+    student = f"{results.student_text(p)} {size_text(p['image_size'])} px"
     if "metrics" not in frozen.user_attrs:
         return f"trial {frozen.number} ({student}) skipped: {frozen.user_attrs.get('reason', frozen.state.name)}"
     m = frozen.user_attrs["metrics"]
