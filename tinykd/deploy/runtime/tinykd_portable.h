@@ -1,0 +1,157 @@
+/* tinykd C backend runtime, portable kernels: the dot products their convolution and fully-connected
+ * kernels share.
+ *
+ * The sums are sum(w * (x + offset)); with int32 wrap-around that equals sum(w * x) + offset * sum(w),
+ * so the kernels start each sum at bias + offset * sum(w) (tk_start_sums) and multiply raw int8 values.
+ *
+ * tk_dot4 adds four channels' dot products with one vector, reading each value once for the four. On
+ * ARMv6-M (Cortex-M0, M0+, and ARMv8-M Baseline: M23) it is written in assembly: GCC spills there
+ * what the loop needs in registers (6.75 instructions per multiply-accumulate against 3.75). Elsewhere it
+ * is plain C with the same results.
+ */
+#ifndef TINYKD_PORTABLE_H_
+#define TINYKD_PORTABLE_H_
+
+#include <stdint.h>
+
+#include "tinykd_runtime.h"
+
+#if defined(__GNUC__) && (defined(__ARM_ARCH_6M__) || defined(__ARM_ARCH_8M_BASE__))
+
+/* acc[r] += sum over i < n of x[i] * w[r * n + i], r = 0..3, given x + n and w + n; n >= 1. Registers:
+ * r0 x + n, r1..r5 the four rows' ends, r2 the index from -n up to 0, r6 x[i], r7 a product; the sums in
+ * r8..r11. */
+#define TK_ARG __attribute__((unused)) /* read from its register by the assembly */
+__attribute__((naked, noinline, unused)) static void tk_dot4_ends(const int8_t *x_end TK_ARG, const int8_t *w_end TK_ARG,
+                                                                  int n TK_ARG, int32_t *acc TK_ARG)
+{
+    __asm__ volatile(
+        ".syntax unified\n"
+        "push {r4, r5, r6, r7, lr}\n"
+        "mov r4, r8\n"
+        "mov r5, r9\n"
+        "mov r6, r10\n"
+        "mov r7, r11\n"
+        "push {r3, r4, r5, r6, r7}\n"
+        "ldr r4, [r3, #0]\n"
+        "mov r8, r4\n"
+        "ldr r4, [r3, #4]\n"
+        "mov r9, r4\n"
+        "ldr r4, [r3, #8]\n"
+        "mov r10, r4\n"
+        "ldr r4, [r3, #12]\n"
+        "mov r11, r4\n"
+        "adds r3, r1, r2\n"
+        "adds r4, r3, r2\n"
+        "adds r5, r4, r2\n"
+        "rsbs r2, r2, #0\n"
+        "1:\n"
+        "ldrsb r6, [r0, r2]\n"
+        "ldrsb r7, [r1, r2]\n"
+        "muls r7, r6, r7\n"
+        "add r8, r8, r7\n"
+        "ldrsb r7, [r3, r2]\n"
+        "muls r7, r6, r7\n"
+        "add r9, r9, r7\n"
+        "ldrsb r7, [r4, r2]\n"
+        "muls r7, r6, r7\n"
+        "add r10, r10, r7\n"
+        "ldrsb r7, [r5, r2]\n"
+        "muls r7, r6, r7\n"
+        "add r11, r11, r7\n"
+        "adds r2, r2, #1\n"
+        "bne 1b\n"
+        "pop {r3}\n"
+        "mov r4, r8\n"
+        "str r4, [r3, #0]\n"
+        "mov r4, r9\n"
+        "str r4, [r3, #4]\n"
+        "mov r4, r10\n"
+        "str r4, [r3, #8]\n"
+        "mov r4, r11\n"
+        "str r4, [r3, #12]\n"
+        "pop {r4, r5, r6, r7}\n"
+        "mov r8, r4\n"
+        "mov r9, r5\n"
+        "mov r10, r6\n"
+        "mov r11, r7\n"
+        "pop {r4, r5, r6, r7, pc}\n");
+}
+
+static inline void tk_dot4(const int8_t *x, const int8_t *w, int n, int32_t acc[4])
+{
+    if (n > 0) {
+        tk_dot4_ends(x + n, w + n, n, acc);
+    }
+}
+
+#else
+
+/* acc[r] += sum over i < n of x[i] * w[r * n + i], r = 0..3. */
+static inline void tk_dot4(const int8_t *x, const int8_t *w, int n, int32_t acc[4])
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int i;
+    for (i = 0; i < n; ++i) {
+        const int32_t v = x[i];
+        a0 += v * w[i];
+        a1 += v * w[n + i];
+        a2 += v * w[2 * n + i];
+        a3 += v * w[3 * n + i];
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+#endif
+
+/* sum over i < n of x[i] * w[i]. */
+static inline int32_t tk_dot1(const int8_t *x, const int8_t *w, int n)
+{
+    int32_t acc = 0;
+    int i;
+    for (i = 0; i < n; ++i) {
+        acc += (int32_t)x[i] * w[i];
+    }
+    return acc;
+}
+
+/* sums[r] = bias[r] + offset * (sum of row r's n weights), for rows r < rows. */
+static inline void tk_start_sums(const int8_t *w, int n, int rows, const int32_t *bias, int32_t offset,
+                                 int32_t *sums)
+{
+    int r, i;
+    for (r = 0; r < rows; ++r) {
+        int32_t total = 0;
+        for (i = 0; i < n; ++i) {
+            total += *w++;
+        }
+        sums[r] = (bias ? bias[r] : 0) + offset * total;
+    }
+}
+
+/* out[r] for every row r < rows of the weights: the requantized sums[r] + sum(x[i] * w[r * n + i]). */
+static inline void tk_dot_rows(const int8_t *x, const int8_t *w, int n, int rows, const int32_t *sums,
+                               const int32_t *multiplier, const int32_t *shift, int32_t output_offset,
+                               int32_t act_min, int32_t act_max, int8_t *out)
+{
+    int32_t acc[4];
+    int r, k;
+    for (r = 0; r + 4 <= rows; r += 4) {
+        for (k = 0; k < 4; ++k) {
+            acc[k] = sums[r + k];
+        }
+        tk_dot4(x, w + r * n, n, acc);
+        for (k = 0; k < 4; ++k) {
+            out[r + k] = tk_requantize(acc[k], multiplier, shift, r + k, output_offset, act_min, act_max);
+        }
+    }
+    for (; r < rows; ++r) {
+        out[r] = tk_requantize(sums[r] + tk_dot1(x, w + r * n, n), multiplier, shift, r, output_offset, act_min,
+                               act_max);
+    }
+}
+
+#endif /* TINYKD_PORTABLE_H_ */
