@@ -24,20 +24,15 @@ void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *
 
 #if TK_KERNELS == TK_KERNELS_PORTABLE
 
-#include <string.h>
-
 #include "tinykd_portable.h"
 
 /* Each output pixel's taps are first copied into a patch (the padding as the input's zero point, so it
  * adds nothing once the offset is folded into the sums), then four output channels at a time take their
  * dot products with it (tk_dot_rows). The patch is read from the input before any of the pixel's outputs
- * is written. Stack: the patch (TK_CONV_PATCH bytes) and the sums' starts (4 * TK_CONV_CHANNELS bytes);
- * a larger layer takes the reference loop. */
+ * is written. Stack: the patch (TK_CONV_PATCH bytes) and the sums' starts (4 * TK_CONV_CHANNELS bytes,
+ * tinykd_portable.h); a larger layer takes the reference loop. */
 #ifndef TK_CONV_PATCH
 #define TK_CONV_PATCH 576
-#endif
-#ifndef TK_CONV_CHANNELS
-#define TK_CONV_CHANNELS 128
 #endif
 
 /* The reference loop: every tap of every output channel, the input offset added to each. */
@@ -75,40 +70,6 @@ static void conv_reference(const tk_conv_params *p, const int8_t *input, int8_t 
     }
 }
 
-/* The taps of the filter placed at input (y0, x0) of one image, in the filter's order, the padding as
- * `pad`. */
-static void conv_patch(const tk_conv_params *p, const int8_t *image, int y0, int x0, int8_t pad, int8_t *patch)
-{
-    const int in_c = p->in_c, row = p->k_w * in_c;
-    int ky, kx;
-    if (p->dilation_w == 1) { /* the taps of a filter row inside the input are one run of it */
-        const tk_range cols = tk_taps_inside(x0, 1, p->k_w, p->in_w);
-        const int before = cols.begin * in_c, run = (cols.end - cols.begin) * in_c;
-        for (ky = 0; ky < p->k_h; ++ky, patch += row) {
-            const int y = y0 + ky * p->dilation_h;
-            if (y < 0 || y >= p->in_h || run <= 0) {
-                memset(patch, pad, (size_t)row);
-                continue;
-            }
-            memset(patch, pad, (size_t)before);
-            memcpy(patch + before, image + (y * p->in_w + x0 + cols.begin) * in_c, (size_t)run);
-            memset(patch + before + run, pad, (size_t)(row - before - run));
-        }
-        return;
-    }
-    for (ky = 0; ky < p->k_h; ++ky) {
-        const int y = y0 + ky * p->dilation_h;
-        for (kx = 0; kx < p->k_w; ++kx, patch += in_c) {
-            const int x = x0 + kx * p->dilation_w;
-            if (y >= 0 && y < p->in_h && x >= 0 && x < p->in_w) {
-                memcpy(patch, image + (y * p->in_w + x) * in_c, (size_t)in_c);
-            } else {
-                memset(patch, pad, (size_t)in_c);
-            }
-        }
-    }
-}
-
 void tk_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
 {
     const int filter = p->k_h * p->k_w * p->in_c, out_c = p->out_c;
@@ -120,12 +81,12 @@ void tk_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
         conv_reference(p, input, output);
         return;
     }
-    tk_start_sums(p->weights, filter, out_c, p->bias, p->input_offset, sums);
+    tk_start_sums(p->weights, out_c, filter, filter, 1, p->bias, p->input_offset, sums);
     for (b = 0; b < p->batches; ++b) {
         const int8_t *image = input + b * p->in_h * p->in_w * p->in_c;
         for (oy = 0; oy < p->out_h; ++oy) {
             for (ox = 0; ox < p->out_w; ++ox) {
-                conv_patch(p, image, oy * p->stride_h - p->pad_h, ox * p->stride_w - p->pad_w, pad, patch);
+                tk_patch(p, image, oy * p->stride_h - p->pad_h, ox * p->stride_w - p->pad_w, pad, patch);
                 tk_dot_rows(patch, p->weights, filter, out_c, sums, p->multiplier, p->shift, p->output_offset,
                             p->act_min, p->act_max, output);
                 output += out_c;

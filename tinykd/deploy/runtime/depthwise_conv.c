@@ -4,9 +4,78 @@
 
 #if TK_KERNELS == TK_KERNELS_PORTABLE
 
+#include "tinykd_portable.h"
+
+/* With a depth multiplier of 1, each output pixel's channels in order, each from its taps read in place:
+ * from the input where the filter lies inside it, else from a patch of the pixel's taps (the padding as
+ * the zero point, which adds nothing once the input offset is folded into the sums). Stack: the patch
+ * (TK_DEPTHWISE_PATCH bytes: taps x channels) and the sums' starts (4 * TK_CONV_CHANNELS bytes); a
+ * larger layer, or another multiplier, takes the reference loop. */
+#ifndef TK_DEPTHWISE_PATCH
+#define TK_DEPTHWISE_PATCH 576
+#endif
+
+/* acc + the k_h x k_w taps of one channel: values at x (next column cs, next row rs further on), weights
+ * at w (next tap c further on). */
+static TK_ALWAYS_INLINE int32_t depthwise_taps(const int8_t *x, int cs, int rs, const int8_t *w, int c, int k_h,
+                                               int k_w, int32_t acc)
+{
+    int ky, kx;
+    for (ky = 0; ky < k_h; ++ky) {
+        for (kx = 0; kx < k_w; ++kx) {
+            acc += (int32_t)x[kx * cs] * w[kx * c];
+        }
+        x += rs;
+        w += k_w * c;
+    }
+    return acc;
+}
+
+/* Every channel of one output pixel, its taps at x (see depthwise_taps); 3x3 filters unrolled. */
+static void depthwise_pixel(const tk_conv_params *p, const int8_t *x, int cs, int rs, const int32_t *sums,
+                            int8_t *out)
+{
+    const int channels = p->out_c, k_h = p->k_h, k_w = p->k_w;
+    const int8_t *w = p->weights;
+    int c;
+    for (c = 0; c < channels; ++c) {
+        const int32_t acc = k_h == 3 && k_w == 3 ? depthwise_taps(x + c, cs, rs, w + c, channels, 3, 3, sums[c])
+                                                 : depthwise_taps(x + c, cs, rs, w + c, channels, k_h, k_w, sums[c]);
+        out[c] = tk_requantize(acc, p->multiplier, p->shift, c, p->output_offset, p->act_min, p->act_max);
+    }
+}
+
 void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *output)
 {
-    tk_depthwise_conv_2d_reference(p, input, output);
+    const int channels = p->out_c, taps = p->k_h * p->k_w;
+    const int in_w = p->in_w, dil_h = p->dilation_h, dil_w = p->dilation_w;
+    const int8_t pad = (int8_t)-p->input_offset;
+    int32_t sums[TK_CONV_CHANNELS];
+    int8_t patch[TK_DEPTHWISE_PATCH];
+    int b, oy, ox;
+    if (p->depth_multiplier != 1 || channels > TK_CONV_CHANNELS || taps * channels > TK_DEPTHWISE_PATCH) {
+        tk_depthwise_conv_2d_reference(p, input, output);
+        return;
+    }
+    tk_start_sums(p->weights, channels, taps, 1, channels, p->bias, p->input_offset, sums);
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *image = input + b * p->in_h * in_w * channels;
+        for (oy = 0; oy < p->out_h; ++oy) {
+            const int y0 = oy * p->stride_h - p->pad_h;
+            const int rows_inside = y0 >= 0 && y0 + (p->k_h - 1) * dil_h < p->in_h;
+            for (ox = 0; ox < p->out_w; ++ox) {
+                const int x0 = ox * p->stride_w - p->pad_w;
+                if (rows_inside && x0 >= 0 && x0 + (p->k_w - 1) * dil_w < in_w) {
+                    depthwise_pixel(p, image + (y0 * in_w + x0) * channels, dil_w * channels,
+                                    dil_h * in_w * channels, sums, output);
+                } else {
+                    tk_patch(p, image, y0, x0, pad, patch);
+                    depthwise_pixel(p, patch, channels, p->k_w * channels, sums, output);
+                }
+                output += channels;
+            }
+        }
+    }
 }
 
 #endif /* TK_KERNELS == TK_KERNELS_PORTABLE */

@@ -13,8 +13,14 @@
 #define TINYKD_PORTABLE_H_
 
 #include <stdint.h>
+#include <string.h>
 
 #include "tinykd_runtime.h"
+
+/* Output channels whose sums' starts a convolution keeps on the stack (4 bytes each). */
+#ifndef TK_CONV_CHANNELS
+#define TK_CONV_CHANNELS 128
+#endif
 
 #if defined(__GNUC__) && (defined(__ARM_ARCH_6M__) || defined(__ARM_ARCH_8M_BASE__))
 
@@ -118,17 +124,53 @@ static inline int32_t tk_dot1(const int8_t *x, const int8_t *w, int n)
     return acc;
 }
 
-/* sums[r] = bias[r] + offset * (sum of row r's n weights), for rows r < rows. */
-static inline void tk_start_sums(const int8_t *w, int n, int rows, const int32_t *bias, int32_t offset,
-                                 int32_t *sums)
+/* sums[r] = bias[r] + offset * (sum of row r's n weights), for rows r < rows; row r's weight i at
+ * w[r * row_step + i * step]. */
+static inline void tk_start_sums(const int8_t *w, int rows, int n, int row_step, int step, const int32_t *bias,
+                                 int32_t offset, int32_t *sums)
 {
     int r, i;
     for (r = 0; r < rows; ++r) {
+        const int8_t *row = w + r * row_step;
         int32_t total = 0;
         for (i = 0; i < n; ++i) {
-            total += *w++;
+            total += row[i * step];
         }
         sums[r] = (bias ? bias[r] : 0) + offset * total;
+    }
+}
+
+/* The taps of a convolution's filter placed at input (y0, x0) of one image, in the filter's order (of
+ * a depthwise filter too, whose in_c is its channels), the padding as `pad`. */
+static inline void tk_patch(const tk_conv_params *p, const int8_t *image, int y0, int x0, int8_t pad, int8_t *patch)
+{
+    const int in_c = p->in_c, row = p->k_w * in_c;
+    int ky, kx;
+    if (p->dilation_w == 1) { /* the taps of a filter row inside the input are one run of it */
+        const tk_range cols = tk_taps_inside(x0, 1, p->k_w, p->in_w);
+        const int before = cols.begin * in_c, run = (cols.end - cols.begin) * in_c;
+        for (ky = 0; ky < p->k_h; ++ky, patch += row) {
+            const int y = y0 + ky * p->dilation_h;
+            if (y < 0 || y >= p->in_h || run <= 0) {
+                memset(patch, pad, (size_t)row);
+                continue;
+            }
+            memset(patch, pad, (size_t)before);
+            memcpy(patch + before, image + (y * p->in_w + x0 + cols.begin) * in_c, (size_t)run);
+            memset(patch + before + run, pad, (size_t)(row - before - run));
+        }
+        return;
+    }
+    for (ky = 0; ky < p->k_h; ++ky) {
+        const int y = y0 + ky * p->dilation_h;
+        for (kx = 0; kx < p->k_w; ++kx, patch += in_c) {
+            const int x = x0 + kx * p->dilation_w;
+            if (y >= 0 && y < p->in_h && x >= 0 && x < p->in_w) {
+                memcpy(patch, image + (y * p->in_w + x) * in_c, (size_t)in_c);
+            } else {
+                memset(patch, pad, (size_t)in_c);
+            }
+        }
     }
 }
 
