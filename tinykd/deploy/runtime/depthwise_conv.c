@@ -10,15 +10,15 @@
  * from the input where the filter lies inside it, else from a patch of the pixel's taps (the padding as
  * the zero point, which adds nothing once the input offset is folded into the sums). Stack: the patch
  * (TK_DEPTHWISE_PATCH bytes: taps x channels) and the sums' starts (4 * TK_CONV_CHANNELS bytes); a
- * larger layer, or another multiplier, takes the reference loop. */
+ * larger layer, or another multiplier, takes the reference loop. 3x3 filters are written out. */
 #ifndef TK_DEPTHWISE_PATCH
 #define TK_DEPTHWISE_PATCH 576
 #endif
 
 /* acc + the k_h x k_w taps of one channel: values at x (next column cs, next row rs further on), weights
  * at w (next tap c further on). */
-static TK_ALWAYS_INLINE int32_t depthwise_taps(const int8_t *x, int cs, int rs, const int8_t *w, int c, int k_h,
-                                               int k_w, int32_t acc)
+static inline int32_t depthwise_taps(const int8_t *x, int cs, int rs, const int8_t *w, int c, int k_h, int k_w,
+                                     int32_t acc)
 {
     int ky, kx;
     for (ky = 0; ky < k_h; ++ky) {
@@ -31,7 +31,20 @@ static TK_ALWAYS_INLINE int32_t depthwise_taps(const int8_t *x, int cs, int rs, 
     return acc;
 }
 
-/* Every channel of one output pixel, its taps at x (see depthwise_taps); 3x3 filters unrolled. */
+/* The same for a 3x3 filter, written out. */
+static inline int32_t depthwise_3x3(const int8_t *x, int cs, int rs, const int8_t *w, int c, int32_t acc)
+{
+    const int cs2 = 2 * cs, c2 = 2 * c;
+    acc += x[0] * w[0] + x[cs] * w[c] + x[cs2] * w[c2];
+    x += rs;
+    w += 3 * c;
+    acc += x[0] * w[0] + x[cs] * w[c] + x[cs2] * w[c2];
+    x += rs;
+    w += 3 * c;
+    return acc + x[0] * w[0] + x[cs] * w[c] + x[cs2] * w[c2];
+}
+
+/* Every channel of one output pixel, its taps at x (see depthwise_taps). */
 static void depthwise_pixel(const tk_conv_params *p, const int8_t *x, int cs, int rs, const int32_t *sums,
                             int8_t *out)
 {
@@ -39,9 +52,9 @@ static void depthwise_pixel(const tk_conv_params *p, const int8_t *x, int cs, in
     const int8_t *w = p->weights;
     int c;
     for (c = 0; c < channels; ++c) {
-        const int32_t acc = k_h == 3 && k_w == 3 ? depthwise_taps(x + c, cs, rs, w + c, channels, 3, 3, sums[c])
+        const int32_t acc = k_h == 3 && k_w == 3 ? depthwise_3x3(x + c, cs, rs, w + c, channels, sums[c])
                                                  : depthwise_taps(x + c, cs, rs, w + c, channels, k_h, k_w, sums[c]);
-        out[c] = tk_requantize(acc, p->multiplier, p->shift, c, p->output_offset, p->act_min, p->act_max);
+        out[c] = tk_requantize_fast(acc, p->multiplier, p->shift, c, p->output_offset, p->act_min, p->act_max);
     }
 }
 

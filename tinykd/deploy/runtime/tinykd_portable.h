@@ -124,6 +124,38 @@ static inline int32_t tk_dot1(const int8_t *x, const int8_t *w, int n)
     return acc;
 }
 
+/* tk_requantize with 32-bit multiplies only (Cortex-M0+ has no 32 x 32 -> 64 one; GCC's 64-bit product
+ * costs a library call). Where multiplier >= 0 and -31 <= shift <= -1, tk_multiply's result is
+ *     t = floor((P + 2^30 - [x < 0] * 2^31) / 2^31),  P = x * multiplier,  then floor((t + 2^(e-1)) / 2^e)
+ * with e = -shift (tinykd_dsp.h's proof, "Requantization with fewer instructions"). With x = xh * 2^16 +
+ * xl and multiplier = mh * 2^16 + ml (xh signed, the others unsigned halves), P = xh*mh * 2^32 +
+ * (xh*ml + xl*mh) * 2^16 + xl*ml. The rounding term is a multiple of 2^16, so the low 16 bits of xl*ml
+ * cannot carry into bit 31: t = 2*xh*mh + floor(Q / 2^15), Q = xh*ml + (xl*mh + (xl*ml >> 16) + 2^14 -
+ * [x < 0] * 2^15), both summands of Q within int32 (|xh*ml| < 2^31; the bracket < 2^31 - 2^14), and
+ * floor((a + b) / 2^15) is (a >> 15) + (b >> 15) plus the carry of their low 15 bits. t itself is at most
+ * |x|, so the sum of the parts, wrapping in uint32, is exact. Anything else keeps tk_multiply. */
+static inline int32_t tk_multiply_fast(int32_t x, int32_t m, int32_t s)
+{
+    if (m >= 0 && s <= -1 && s >= -31) {
+        const int32_t xh = x >> 16, mh = m >> 16;
+        const uint32_t xl = (uint32_t)x & 0xFFFFu, ml = (uint32_t)m & 0xFFFFu;
+        const int32_t b = xh * (int32_t)ml;
+        const int32_t rest = (int32_t)(xl * (uint32_t)mh + ((xl * ml) >> 16)) + (x < 0 ? -(1 << 14) : (1 << 14));
+        const uint32_t carry = (((uint32_t)b & 0x7FFFu) + ((uint32_t)rest & 0x7FFFu)) >> 15;
+        const int32_t t = (int32_t)((uint32_t)(xh * mh) * 2u + (uint32_t)((b >> 15) + (rest >> 15)) + carry);
+        const int e = -s;
+        return (t >> e) + ((t >> (e - 1)) & 1);
+    }
+    return tk_multiply(x, m, (int)s);
+}
+
+/* tk_requantize, scaled by tk_multiply_fast. */
+static inline int8_t tk_requantize_fast(int32_t x, const int32_t *multiplier, const int32_t *shift, int c,
+                                        int32_t output_offset, int32_t act_min, int32_t act_max)
+{
+    return (int8_t)tk_clamp(tk_multiply_fast(x, multiplier[c], shift[c]) + output_offset, act_min, act_max);
+}
+
 /* sums[r] = bias[r] + offset * (sum of row r's n weights), for rows r < rows; row r's weight i at
  * w[r * row_step + i * step]. */
 static inline void tk_start_sums(const int8_t *w, int rows, int n, int row_step, int step, const int32_t *bias,
@@ -187,11 +219,11 @@ static inline void tk_dot_rows(const int8_t *x, const int8_t *w, int n, int rows
         }
         tk_dot4(x, w + r * n, n, acc);
         for (k = 0; k < 4; ++k) {
-            out[r + k] = tk_requantize(acc[k], multiplier, shift, r + k, output_offset, act_min, act_max);
+            out[r + k] = tk_requantize_fast(acc[k], multiplier, shift, r + k, output_offset, act_min, act_max);
         }
     }
     for (; r < rows; ++r) {
-        out[r] = tk_requantize(sums[r] + tk_dot1(x, w + r * n, n), multiplier, shift, r, output_offset, act_min,
+        out[r] = tk_requantize_fast(sums[r] + tk_dot1(x, w + r * n, n), multiplier, shift, r, output_offset, act_min,
                                act_max);
     }
 }
