@@ -4,10 +4,10 @@
  * The sums are sum(w * (x + offset)); with int32 wrap-around that equals sum(w * x) + offset * sum(w),
  * so the kernels start each sum at bias + offset * sum(w) (tk_start_sums) and multiply raw int8 values.
  *
- * tk_dot4 adds four channels' dot products with one vector, reading each value once for the four. On
- * ARMv6-M (Cortex-M0, M0+, and ARMv8-M Baseline: M23) it is written in assembly: GCC spills there
- * what the loop needs in registers (6.75 instructions per multiply-accumulate against 3.6). Elsewhere it
- * is plain C with the same results.
+ * tk_dot4_groups takes the dot products of one vector with four rows of weights at a time, reading each
+ * value once for the four. On ARMv6-M (Cortex-M0, M0+, and ARMv8-M Baseline: M23) it is written in
+ * assembly: GCC spills there what the loop needs in registers (6.75 instructions per multiply-accumulate
+ * against 3.6). Elsewhere it is plain C with the same results.
  */
 #ifndef TINYKD_PORTABLE_H_
 #define TINYKD_PORTABLE_H_
@@ -22,14 +22,18 @@
 #define TK_CONV_CHANNELS 128
 #endif
 
+/* Rows of weights a tk_dot4_groups call takes at most (their sums on the stack: 4 bytes each). */
+#define TK_DOT_ROWS 32
+
 #if defined(__GNUC__) && (defined(__ARM_ARCH_6M__) || defined(__ARM_ARCH_8M_BASE__))
 
-/* acc[r] += sum over i < n of x[i] * w[r * n + i], r = 0..3, given x + n and w + n; n >= 1. Registers:
- * r0 x + n, r1..r5 the four rows' ends, r2 the index from -n up to 0, r6 x[i], r7 a product; the sums in
- * r8..r11. Two taps a turn. */
+/* tk_dot4_groups given x + n and w + n, with n >= 1 and groups >= 1. Registers: r0 x + n, r1 r3 r4 r5 the
+ * four rows' ends, r2 the index from -n up to 0, r6 x[i], r7 a product, ip n; the sums in r8..r11; on
+ * the stack sums, acc and the groups left. Two taps a turn. */
 #define TK_ARG __attribute__((unused)) /* read from its register by the assembly */
-__attribute__((naked, noinline, unused)) static void tk_dot4_ends(const int8_t *x_end TK_ARG, const int8_t *w_end TK_ARG,
-                                                                  int n TK_ARG, int32_t *acc TK_ARG)
+__attribute__((naked, noinline, unused)) static void tk_dot4_groups_ends(
+    const int8_t *x_end TK_ARG, const int8_t *w_end TK_ARG, int n TK_ARG, const int32_t *sums TK_ARG,
+    int32_t *acc TK_ARG, int groups TK_ARG)
 {
     __asm__ volatile(
         ".syntax unified\n"
@@ -38,15 +42,20 @@ __attribute__((naked, noinline, unused)) static void tk_dot4_ends(const int8_t *
         "mov r5, r9\n"
         "mov r6, r10\n"
         "mov r7, r11\n"
-        "push {r3, r4, r5, r6, r7}\n"
-        "ldr r4, [r3, #0]\n"
-        "mov r8, r4\n"
-        "ldr r4, [r3, #4]\n"
-        "mov r9, r4\n"
-        "ldr r4, [r3, #8]\n"
+        "push {r4, r5, r6, r7}\n"
+        "mov ip, r2\n"
+        "ldr r4, [sp, #36]\n"
+        "ldr r5, [sp, #40]\n"
+        "push {r3, r4, r5}\n"
+        "3:\n" /* a group of four rows */
+        "ldr r6, [sp, #0]\n"
+        "ldm r6!, {r2, r3, r4, r5}\n"
+        "str r6, [sp, #0]\n"
+        "mov r8, r2\n"
+        "mov r9, r3\n"
         "mov r10, r4\n"
-        "ldr r4, [r3, #12]\n"
-        "mov r11, r4\n"
+        "mov r11, r5\n"
+        "mov r2, ip\n"
         "adds r3, r1, r2\n"
         "adds r4, r3, r2\n"
         "adds r5, r4, r2\n"
@@ -99,15 +108,20 @@ __attribute__((naked, noinline, unused)) static void tk_dot4_ends(const int8_t *
         "adds r2, r2, #1\n"
         "bne 1b\n"
         "2:\n"
-        "pop {r3}\n"
-        "mov r4, r8\n"
-        "str r4, [r3, #0]\n"
-        "mov r4, r9\n"
-        "str r4, [r3, #4]\n"
+        "mov r2, ip\n"
+        "adds r1, r5, r2\n"
+        "mov r2, r8\n"
+        "mov r3, r9\n"
         "mov r4, r10\n"
-        "str r4, [r3, #8]\n"
-        "mov r4, r11\n"
-        "str r4, [r3, #12]\n"
+        "mov r5, r11\n"
+        "ldr r6, [sp, #4]\n"
+        "stm r6!, {r2, r3, r4, r5}\n"
+        "str r6, [sp, #4]\n"
+        "ldr r6, [sp, #8]\n"
+        "subs r6, r6, #1\n"
+        "str r6, [sp, #8]\n"
+        "bne 3b\n"
+        "add sp, sp, #12\n"
         "pop {r4, r5, r6, r7}\n"
         "mov r8, r4\n"
         "mov r9, r5\n"
@@ -116,31 +130,34 @@ __attribute__((naked, noinline, unused)) static void tk_dot4_ends(const int8_t *
         "pop {r4, r5, r6, r7, pc}\n");
 }
 
-static inline void tk_dot4(const int8_t *x, const int8_t *w, int n, int32_t acc[4])
+/* acc[r] = sums[r] + sum over i < n of x[i] * w[r * n + i], for rows r < 4 * groups, n >= 1. */
+static inline void tk_dot4_groups(const int8_t *x, const int8_t *w, int n, const int32_t *sums, int32_t *acc,
+                                  int groups)
 {
-    if (n > 0) {
-        tk_dot4_ends(x + n, w + n, n, acc);
-    }
+    tk_dot4_groups_ends(x + n, w + n, n, sums, acc, groups);
 }
 
 #else
 
-/* acc[r] += sum over i < n of x[i] * w[r * n + i], r = 0..3. */
-static inline void tk_dot4(const int8_t *x, const int8_t *w, int n, int32_t acc[4])
+/* acc[r] = sums[r] + sum over i < n of x[i] * w[r * n + i], for rows r < 4 * groups, n >= 1. */
+static inline void tk_dot4_groups(const int8_t *x, const int8_t *w, int n, const int32_t *sums, int32_t *acc,
+                                  int groups)
 {
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    int i;
-    for (i = 0; i < n; ++i) {
-        const int32_t v = x[i];
-        a0 += v * w[i];
-        a1 += v * w[n + i];
-        a2 += v * w[2 * n + i];
-        a3 += v * w[3 * n + i];
+    int g, i;
+    for (g = 0; g < groups; ++g, w += 4 * n, sums += 4, acc += 4) {
+        int32_t a0 = sums[0], a1 = sums[1], a2 = sums[2], a3 = sums[3];
+        for (i = 0; i < n; ++i) {
+            const int32_t v = x[i];
+            a0 += v * w[i];
+            a1 += v * w[n + i];
+            a2 += v * w[2 * n + i];
+            a3 += v * w[3 * n + i];
+        }
+        acc[0] = a0;
+        acc[1] = a1;
+        acc[2] = a2;
+        acc[3] = a3;
     }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
 }
 
 #endif
@@ -253,16 +270,15 @@ static inline void tk_dot_rows(const int8_t *x, const int8_t *w, int n, int rows
                                const int32_t *multiplier, const int32_t *shift, int32_t output_offset,
                                int32_t act_min, int32_t act_max, int8_t *out)
 {
-    int32_t acc[4];
-    int r, k;
-    for (r = 0; r + 4 <= rows; r += 4) {
-        for (k = 0; k < 4; ++k) {
-            acc[k] = sums[r + k];
-        }
-        tk_dot4(x, w + r * n, n, acc);
-        for (k = 0; k < 4; ++k) {
+    int32_t acc[TK_DOT_ROWS];
+    int r = 0, k;
+    while (rows - r >= 4) {
+        const int count = rows - r < TK_DOT_ROWS ? (rows - r) & ~3 : TK_DOT_ROWS;
+        tk_dot4_groups(x, w + r * n, n, sums + r, acc, count / 4);
+        for (k = 0; k < count; ++k) {
             out[r + k] = tk_requantize_fast(acc[k], multiplier, shift, r + k, output_offset, act_min, act_max);
         }
+        r += count;
     }
     for (; r < rows; ++r) {
         out[r] = tk_requantize_fast(sums[r] + tk_dot1(x, w + r * n, n), multiplier, shift, r, output_offset, act_min,
