@@ -85,7 +85,7 @@ def test_every_variant_is_in_the_sources_and_each_build_keeps_one(zoo, tmp_path)
     assert runtime == ["conv.c", "conv_dsp.c", "conv_mve.c", "depthwise_conv.c", "depthwise_conv_dsp.c",
                        "depthwise_conv_mve.c", "fully_connected.c", "fully_connected_dsp.c", "fully_connected_mve.c",
                        "mean.c", "tinykd_compiler.h", "tinykd_dsp.h", "tinykd_fixedpoint.h", "tinykd_kernels.h",
-                       "tinykd_loops.h", "tinykd_mve.h", "tinykd_params.h", "tinykd_runtime.h"]
+                       "tinykd_loops.h", "tinykd_mve.h", "tinykd_params.h", "tinykd_portable.h", "tinykd_runtime.h"]
     assert variant_sources(runtime, "dsp") == ["conv_dsp.c", "depthwise_conv_dsp.c", "fully_connected_dsp.c",
                                                "mean.c"]
     other = generate_c_backend(read_model(zoo["mlp"]))  # dense layers only
