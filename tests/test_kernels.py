@@ -263,10 +263,11 @@ def _depthwise_features(model: Model, op) -> set[str]:
     inp = model.op_inputs(op)[0]
     found = _filter_features(model, op)
     _, k_h, k_w, out_c = model.op_inputs(op)[1].shape
-    if op.options["depthMultiplier"] > 1 or out_c > 128 or k_h * k_w * out_c > 576:
+    if out_c > 128 or k_h * k_w * inp.shape[3] > 576:
         found.add("portable reference loop")  # depthwise_conv.c's budget
     else:
         found.add("portable 3x3 written out" if (k_h, k_w) == (3, 3) else "portable other filter")
+        found |= {"portable, depth multiplier above 1"} if op.options["depthMultiplier"] > 1 else set()
     if op.options["depthMultiplier"] > 1:
         found.add("depth multiplier above 1")
     elif inp.shape[3] % 4:
@@ -382,7 +383,8 @@ REQUIRED_FEATURES = {
     "DEPTHWISE_CONV_2D": FILTERS | WINDOWS | {
         "depth multiplier above 1", "depth multiplier 1, channels not a multiple of 4", "dilation",
         "dsp: weights too many to widen", "dsp: 3x3 from widened weights", "dsp: other filter from widened weights",
-        "portable reference loop", "portable 3x3 written out", "portable other filter"},
+        "portable reference loop", "portable 3x3 written out", "portable other filter",
+        "portable, depth multiplier above 1"},
     "FULLY_CONNECTED": FILTERS | {"no bias input", "depth not a multiple of 4", "depth above 256", "batches",
                                   "keep_num_dims", "flattened input"},
     "MAX_POOL_2D": ZERO_POINTS | ACTIVATIONS | WINDOWS | {"window of the whole image"},
