@@ -29,8 +29,9 @@ void tk_depthwise_conv_2d(const tk_conv_params *p, const int8_t *input, int8_t *
 /* Each output pixel's taps are first copied into a patch (the padding as the input's zero point, so it
  * adds nothing once the offset is folded into the sums), then four output channels at a time take their
  * dot products with it (tk_dot_rows). The patch is read from the input before any of the pixel's outputs
- * is written. Stack: the patch (TK_CONV_PATCH bytes) and the sums' starts (4 * TK_CONV_CHANNELS bytes,
- * tinykd_portable.h); a larger layer takes the reference loop. */
+ * is written. Stack: the patch (TK_CONV_PATCH bytes), the sums' starts (4 * TK_CONV_CHANNELS bytes) and
+ * the sums of TK_DOT_ROWS channels (128 bytes; tinykd_portable.h), 1.2 KB; a larger layer takes the
+ * reference loop. */
 #ifndef TK_CONV_PATCH
 #define TK_CONV_PATCH 576
 #endif

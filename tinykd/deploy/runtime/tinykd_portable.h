@@ -1,5 +1,5 @@
-/* tinykd C backend runtime, portable kernels: the dot products their convolution and fully-connected
- * kernels share.
+/* tinykd C backend runtime, portable kernels: what their convolutions share (a pixel's patch of taps, the
+ * sums' starts, dot products four channels at a time, a requantization without 64-bit products).
  *
  * The sums are sum(w * (x + offset)); with int32 wrap-around that equals sum(w * x) + offset * sum(w),
  * so the kernels start each sum at bias + offset * sum(w) (tk_start_sums) and multiply raw int8 values.
