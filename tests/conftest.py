@@ -1,9 +1,11 @@
 """Shared fixtures: small generated datasets in the formats tinykd reads."""
 
 import gzip
+import hashlib
 import os
 import pickle
 import struct
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -60,29 +62,45 @@ def no_system_data(tmp_path, monkeypatch):
     return tmp_path
 
 
+def converted_models_folder(request, tmp_path_factory, module) -> Path:
+    """Where a module of test models keeps its INT8 .tflite files: pytest's cache, under a hash of the
+    module, tinykd's converter and TensorFlow's version (only a change converts again; the workers of one
+    run share them), or a temporary folder with -p no:cacheprovider."""
+    import tensorflow as tf
+
+    import tinykd.train.quantize
+
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return tmp_path_factory.mktemp(module.__name__)
+    digest = hashlib.sha256(tf.__version__.encode())
+    for source in (module.__file__, tinykd.train.quantize.__file__):
+        digest.update(Path(source).read_bytes())
+    return cache.mkdir(f"tinykd-{module.__name__}") / digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
-def zoo(tmp_path_factory):
-    """The INT8 model zoo of tests/zoo.py, converted once per test session: name -> .tflite path."""
-    from zoo import build_zoo
+def zoo(request, tmp_path_factory):
+    """The INT8 model zoo of tests/zoo.py: name -> .tflite path."""
+    import zoo as zoo_models
 
     from tinykd.core.console import quiet
 
+    folder = converted_models_folder(request, tmp_path_factory, zoo_models)
+    folder.mkdir(parents=True, exist_ok=True)
     with quiet():
-        return build_zoo(tmp_path_factory.mktemp("zoo"))
+        return zoo_models.build_zoo(folder)
 
 
 @pytest.fixture(scope="session")
 def suite_models(request, tmp_path_factory):
-    """The real-scale models of tests/model_suite.py as INT8 .tflite files: name -> path. They are kept in
-    pytest's cache under a key of their sources and TensorFlow's version, so only a change reconverts."""
-    from model_suite import convert_suite, source_key
+    """The real-scale models of tests/model_suite.py as INT8 .tflite files: name -> path."""
+    import model_suite
 
     from tinykd.core.console import quiet
 
-    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
-    folder = cache.mkdir("tinykd-model-suite") / source_key() if cache else tmp_path_factory.mktemp("suite")
     with quiet():
-        return convert_suite(folder)
+        return model_suite.convert_suite(converted_models_folder(request, tmp_path_factory, model_suite))
 
 
 def write_counting_set(folder, images=200, size=32, most=5, unlabelled=10, seed=0) -> dict:

@@ -15,7 +15,6 @@ So both forms occur.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -182,18 +181,6 @@ def zero_dead_scales(data: bytes, path: str) -> bytes:
     builder = flatbuffers.Builder(len(data) + 4096)
     builder.Finish(flat.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
-
-
-def source_key() -> str:
-    """A hash of what the converted files depend on: this module, tinykd's converter, TensorFlow's version."""
-    import tensorflow as tf
-
-    import tinykd.train.quantize
-
-    digest = hashlib.sha256(tf.__version__.encode())
-    for module in (__file__, tinykd.train.quantize.__file__):
-        digest.update(Path(module).read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def convert_suite(folder: Path) -> dict[str, Path]:

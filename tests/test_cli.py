@@ -66,6 +66,26 @@ def test_quiet_and_verbose_together_are_a_usage_error(capsys):
     assert exit.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
+def test_converting_a_model_leaves_each_line_shown_once(monkeypatch, capsys):
+    """TensorFlow's converter gives a root logger without handlers (the command line's) one of its own
+    (absl's logging.basicConfig), which would show every tinykd line twice."""
+    import logging
+
+    import numpy as np
+    from zoo import BUILDERS
+
+    from tinykd.core.console import configure_logging
+    from tinykd.train.quantize import to_int8_tflite
+
+    monkeypatch.setattr(logging.root, "handlers", [])  # as in `tinykd`, not pytest's capturing handlers
+    model = BUILDERS["mlp"]()
+    to_int8_tflite(model, np.random.default_rng(0).random((8, *model.input_shape[1:]), np.float32))
+    assert logging.root.handlers == []
+    configure_logging()
+    logging.getLogger("tinykd.train.quantize").info("converted")
+    assert capsys.readouterr().err.count("converted") == 1
+
+
 def test_levels_in_a_real_process(tmp_path):
     def stderr(*options):
         result = subprocess.run([sys.executable, "-m", "tinykd.cli", *options, *FAILS_AFTER_LOADING],

@@ -41,6 +41,10 @@ def test_file_overrides_and_feature_pairs(tmp_path):
     ({"student": {"architecture": "nope"}}, r"t.toml: student.architecture: unknown architecture 'nope'; known: "),
     ({"teacher": {"architecture": "nope"}}, "teacher.architecture: unknown architecture 'nope'"),
     ({"data": {"dataset": "imagenet"}}, "data.dataset: unknown dataset 'imagenet'; known: fashion_mnist"),
+    ({"student": {"architecture": "cnn_teacher", "depth": 1}},
+     "student.depth: architecture 'cnn_teacher' has no depth setting"),
+    ({"student": {"depth": -1}}, "student.depth: depth must not be negative, got -1"),
+    ({"tune": {"depth": [2, 1]}}, r"tune.depth = \[2, 1\] must be \[low, high\] with low <= high, at least 0"),
 ])
 def test_bad_values(raw, message):
     with pytest.raises(TinykdError, match=message):
@@ -57,4 +61,6 @@ def test_command_line_overrides_are_checked_like_the_file(tmp_path, monkeypatch,
         assert main(["train", *args]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
+    assert main(["distill", "--architecture", "cnn_teacher", "--depth", "2"]) == 2
+    assert "student.depth: architecture 'cnn_teacher' has no depth setting" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()

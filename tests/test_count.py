@@ -29,7 +29,7 @@ def test_count_metrics():
 def test_recipe_beats_the_mean_count_and_makes_an_int8_student(tmp_path, monkeypatch, capsys):
     write_counting_set(tmp_path / "photos")
     (tmp_path / "tinykd.toml").write_text(
-        'name = "people"\n[data]\nimage_size = 32\n[teacher]\nepochs = 12\n[student]\nepochs = 20\n'
+        'name = "people"\n[data]\nimage_size = 32\n[teacher]\nepochs = 8\n[student]\nepochs = 12\n'
         '[quantize]\nrepresentative_samples = 50\n')
     monkeypatch.chdir(tmp_path)
     assert main(["count", "photos", "--folds", "3"]) == 0

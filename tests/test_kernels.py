@@ -35,9 +35,10 @@ VECTORS = 8
 QEMU_RUNS = [("mps2-an500", "portable"), ("mps2-an500", "dsp"), ("nucleo-f446re", "dsp"),
              ("nucleo-l552ze-q", "dsp"), ("mps3-an547", "mve"), ("rpi-pico", "portable")]
 """(board, variant): M7, M4, M33 and M55 cores, each with the variant its flags pick, and the M7 with the
-portable kernels forced; the Cortex-M0+ runs DEQUANTIZE only, whose double arithmetic it does in
-software."""
-SOFT_FLOAT_KERNELS = ["DEQUANTIZE"]
+portable kernels forced; the Cortex-M0+ runs PICO_KERNELS only."""
+PICO_KERNELS = ["CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE"]
+"""DEQUANTIZE, whose double arithmetic the Cortex-M0+ does in software, and the convolutions, whose dot
+products are ARMv6-M assembly there (tinykd_portable.h)."""
 
 
 def kernel_seed(kernel: str) -> int:
@@ -140,7 +141,7 @@ def test_kernel_is_bit_exact_with_tflm(kernel, tmp_path):
 @pytest.mark.parametrize("board, variant", QEMU_RUNS)
 def test_small_cases_are_bit_exact_with_tflm_on_qemu(board, variant, tmp_path):
     """The small cases of every kernel with this variant, in one firmware for the board."""
-    kernels = SOFT_FLOAT_KERNELS if board == "rpi-pico" else [k for k in KERNELS if variant in variants(k)]
+    kernels = PICO_KERNELS if board == "rpi-pico" else [k for k in KERNELS if variant in variants(k)]
     model, cases = cases_model(tuple((kernel, range(SMALL_CASES)) for kernel in kernels), SMALL)
     vectors = random_vectors(model, VECTORS, seed=1)
     forced = None if build_variant(load_board(board)) == variant else variant
@@ -216,11 +217,23 @@ def _conv_features(model: Model, op) -> set[str]:
     inp, weights = model.op_inputs(op)[:2]
     channels, k_h, k_w, in_c = weights.shape
     options = op.options
-    found = _filter_features(model, op) | _dsp_conv_paths(model, op)
+    found = _filter_features(model, op) | _dsp_conv_paths(model, op) | _portable_paths(channels, k_h * k_w * in_c)
     found |= {"1x1 filter"} if k_h == k_w == 1 else set()
     found |= {"more than 256 taps"} if k_h * k_w * in_c > 256 else set()
     found |= {"dilation"} if max(options["dilationHFactor"], options["dilationWFactor"]) > 1 else set()
     found |= {"batches"} if inp.shape[0] > 1 else set()
+    return found
+
+
+def _portable_paths(channels: int, taps: int) -> set[str]:
+    """Which path of the portable convolution (conv.c, tinykd_portable.h) a layer takes: a patch of at most
+    576 taps and at most 128 channels, four at a time in calls of up to 32, the rest one by one; else the
+    reference loop. Odd taps take one step before the assembly's two-tap turns (ARMv6-M)."""
+    if taps > 576 or channels > 128:
+        return {"portable reference loop"}
+    found = {"portable patch", f"portable patch, {'odd' if taps % 2 else 'even'} taps"}
+    found |= {"portable patch, channels left over"} if channels % 4 else set()
+    found |= {"portable patch, more than 32 channels"} if channels > 32 else set()
     return found
 
 
@@ -251,6 +264,12 @@ def _dsp_conv_paths(model: Model, op) -> set[str]:
 def _depthwise_features(model: Model, op) -> set[str]:
     inp = model.op_inputs(op)[0]
     found = _filter_features(model, op)
+    _, k_h, k_w, out_c = model.op_inputs(op)[1].shape
+    if out_c > 128 or k_h * k_w * inp.shape[3] > 576:
+        found.add("portable reference loop")  # depthwise_conv.c's budget
+    else:
+        found.add("portable 3x3 written out" if (k_h, k_w) == (3, 3) else "portable other filter")
+        found |= {"portable, depth multiplier above 1"} if op.options["depthMultiplier"] > 1 else set()
     if op.options["depthMultiplier"] > 1:
         found.add("depth multiplier above 1")
     elif inp.shape[3] % 4:
@@ -361,10 +380,14 @@ REQUIRED_FEATURES = {
         "dsp quads, filter rows in chunks",
         "dsp general, patch", "dsp general, from the input", "dsp wide: slow block with fast channels",
         "dsp quads: slow block with fast channels", "dsp general, patch: slow block with fast channels",
-        "dsp general, from the input: slow block with fast channels"},
+        "dsp general, from the input: slow block with fast channels", "portable patch", "portable patch, odd taps",
+        "portable patch, even taps", "portable patch, channels left over", "portable patch, more than 32 channels",
+        "portable reference loop"},
     "DEPTHWISE_CONV_2D": FILTERS | WINDOWS | {
         "depth multiplier above 1", "depth multiplier 1, channels not a multiple of 4", "dilation",
-        "dsp: weights too many to widen", "dsp: 3x3 from widened weights", "dsp: other filter from widened weights"},
+        "dsp: weights too many to widen", "dsp: 3x3 from widened weights", "dsp: other filter from widened weights",
+        "portable reference loop", "portable 3x3 written out", "portable other filter",
+        "portable, depth multiplier above 1"},
     "FULLY_CONNECTED": FILTERS | {"no bias input", "depth not a multiple of 4", "depth above 256", "batches",
                                   "keep_num_dims", "flattened input"},
     "MAX_POOL_2D": ZERO_POINTS | ACTIVATIONS | WINDOWS | {"window of the whole image"},

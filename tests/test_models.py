@@ -31,6 +31,22 @@ def test_width_knob_scales_parameters(name):
     assert narrow < build_model(name, shape, 10).count_params() < wide
 
 
+@pytest.mark.parametrize("name", [n for n, a in ARCHITECTURES.items() if a.role == "student"])
+def test_every_student_has_a_depth_knob_that_adds_layers(name):
+    shape = ARCHITECTURES[name].example_input
+    base, deeper = build_model(name, shape, 10), build_model(name, shape, 10, depth=2)
+    assert ARCHITECTURES[name].deepens
+    assert len(deeper.layers) > len(base.layers) and deeper.count_params() > base.count_params()
+    assert deeper.output_shape == (None, 10)
+
+
+def test_depth_is_refused_where_there_is_none():
+    with pytest.raises(TinykdError, match="architecture 'cnn_teacher' has no depth setting"):
+        build_model("cnn_teacher", (48, 48, 1), 10, depth=1)
+    with pytest.raises(TinykdError, match="depth must not be negative"):
+        build_model("tiny_conv", (48, 48, 1), 10, depth=-1)
+
+
 def test_classic_student_is_conv8_pool_dense16_dense10():
     model = build_model("classic_student", (48, 48, 1), 10)
     kinds = [(type(layer).__name__, getattr(layer, "filters", None) or getattr(layer, "units", None))

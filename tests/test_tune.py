@@ -34,27 +34,37 @@ architectures = ["tiny_conv", "tiny_dsconv"]
 width = [0.25, 0.75]
 image_sizes = [8, 10]
 epochs = [1, 1]
+depth = [0, 1]
 """
 ROOT = Path(__file__).resolve().parents[1]
 
 
+pytestmark = pytest.mark.xdist_group("tune")  # one worker makes the run below once for every test here
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
-    """A folder with the pipeline file and run `base`: its teacher and default student (tinykd run)."""
+    """A folder with the pipeline file and run `base`: its teacher and default student (tinykd run), and
+    what every study of it shares (the teacher's logits, the default student measured on the board)."""
+    from tinykd.core.config import load_config
+    from tinykd.deploy.boards import load_board
+    from tinykd.train.tune.search import Search, prepare
+
     root = tmp_path_factory.mktemp("tune")
     (root / "tinykd.toml").write_text(PIPELINE)
     cwd = os.getcwd()
     os.chdir(root)
     try:
         assert main(["run"]) == 0
+        prepare(Search(load_config("tinykd.toml"), load_board(BOARD), "", "base", 1))
     finally:
         os.chdir(cwd)
     return root
 
 
 def copy_run(work: Path, name: str) -> Path:
-    """A run of its own (same teacher and student) for a test's study."""
-    shutil.copytree(work / "runs" / "base", work / "runs" / name, ignore=shutil.ignore_patterns("tune"))
+    """A run of its own (same teacher, student and tune/ preparations) for a test's study."""
+    shutil.copytree(work / "runs" / "base", work / "runs" / name)
     return work / "runs" / name
 
 
@@ -113,6 +123,7 @@ def test_tune_resumes_after_a_killed_worker_finds_a_front_and_picks_a_student(wo
         m = trial["metrics"]
         assert stored.values == [m["accuracy"], m["instructions"], m["ram_bytes"]]
         assert trial["params"]["image_size"] in (8, 10) and trial["params"]["epochs"] == 1
+        assert trial["params"]["depth"] in (0, 1)
     # the front: no member dominated, every other trial dominated by a member
     members = [t for t in record["trials"] if t["trial"] in record["front"]]
     others = [t for t in record["trials"] if t["trial"] not in record["front"]]

@@ -8,6 +8,7 @@ padding, concatenation, multiplication, hard-swish, and heads with and without s
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import keras
@@ -115,15 +116,20 @@ BUILDERS = {f.__name__: f for f in (plain_conv, depthwise_separable, residual_ad
 
 def build_zoo(folder: Path, names=tuple(BUILDERS), per_channel_dense: bool = True) -> dict[str, Path]:
     """The zoo's models (all, or `names`) as INT8 .tflite files in `folder`: name -> path. Dense weights
-    per channel by default, as the converter does (../shared's TFLM figures are of these files)."""
+    per channel by default, as the converter does (../shared's TFLM figures are of these files). A file
+    already in `folder` is reused; each is written whole or not at all."""
     paths = {}
     for index, (name, builder) in enumerate(BUILDERS.items()):
         if name not in names:
+            continue
+        paths[name] = folder / f"{name}.tflite"
+        if paths[name].exists():
             continue
         keras.utils.set_random_seed(index)
         model = builder()
         rng = np.random.default_rng(index)
         representative = rng.random((32,) + tuple(model.input_shape[1:]), dtype=np.float32)
-        paths[name] = folder / f"{name}.tflite"
-        paths[name].write_bytes(to_int8_tflite(model, representative, per_channel_dense=per_channel_dense))
+        partial = paths[name].with_suffix(f".{os.getpid()}.partial")
+        partial.write_bytes(to_int8_tflite(model, representative, per_channel_dense=per_channel_dense))
+        partial.replace(paths[name])
     return paths

@@ -58,7 +58,7 @@ def config_from_args(args):
     if section is not None:
         overrides.append((section, {key: getattr(args, key, None) for key in
                                     ("architecture", "width", "epochs", "batch_size", "learning_rate",
-                                     "augment", "label_smoothing", "alpha", "temperature")}))
+                                     "augment", "label_smoothing", "depth", "alpha", "temperature")}))
     if args.command == "quantize":
         overrides.append((config.quantize, {"representative_samples": args.samples}))
     if args.command == "tune":

@@ -31,6 +31,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--teacher", action="append", type=Path, metavar="MODEL",
                    help="teacher model, .keras or .onnx; repeat for an ensemble (default: the run's teacher "
                         "plus teacher.extra from the pipeline file)")
+    p.add_argument("--depth", type=int, help="extra blocks at the student's last resolution (default: 0; see "
+                   "tinykd models)")
     p.add_argument("--alpha", type=float, help="weight of the label loss; 1 - alpha weighs KD (default: 0.5)")
     p.add_argument("--temperature", type=float, help="softmax temperature T (default: 3)")
     p.add_argument("--no-kd", action="store_true",
@@ -138,7 +140,8 @@ def cmd_models(args) -> int:
     for arch in ARCHITECTURES.values():
         shape = arch.example_input
         params = build_model(arch.name, shape, 10).count_params()
-        print(f"{arch.name:<16} {arch.role:<8} {'x'.join(map(str, shape)):<10} {params:>10,}  {arch.summary}")
+        deepens = f"; each depth adds {arch.deepens}" if arch.deepens else ""
+        print(f"{arch.name:<16} {arch.role:<8} {'x'.join(map(str, shape)):<10} {params:>10,}  {arch.summary}{deepens}")
     return 0
 
 

@@ -77,6 +77,8 @@ class StudentConfig(TrainingConfig):
     """The student: distilled from the teacher(s), or trained on labels alone with kd = false."""
 
     architecture: str = "tiny_conv"
+    depth: int = 0
+    """Extra blocks at the architecture's last resolution (0: as described; `tinykd models` says what)."""
     epochs: int = 30
     alpha: float = 0.5
     temperature: float = 3.0
@@ -116,6 +118,7 @@ class TuneConfig:
     alpha: list[float] = field(default_factory=lambda: [0.1, 0.9])
     temperature: list[float] = field(default_factory=lambda: [1.0, 8.0])
     epochs: list[int] = field(default_factory=lambda: [10, 30])
+    depth: list[int] = field(default_factory=lambda: [0, 2])
     trials: int = 20
     max_ms: float = 0.0
     """Latency budget at the board's clock (0: none)."""
@@ -257,12 +260,13 @@ def _validate(config: PipelineConfig, origin: str) -> None:
     from tinykd.tflite.tflm_host import resolve
     from tinykd.train.data import check_dataset_name
     from tinykd.train.devices import check_strategy
-    from tinykd.train.models import check_architecture
+    from tinykd.train.models import check_architecture, check_depth
 
     for where, check in (("distribute", lambda: check_strategy(config.distribute)),
                          ("data.dataset", lambda: check_dataset_name(config.data.dataset)),
                          ("teacher.architecture", lambda: check_architecture(config.teacher.architecture)),
                          ("student.architecture", lambda: check_architecture(config.student.architecture)),
+                         ("student.depth", lambda: check_depth(config.student.architecture, config.student.depth)),
                          *(("tune.architectures", lambda name=name: _check_student(name))
                            for name in config.tune.architectures)):
         try:
@@ -296,6 +300,7 @@ def _tune_checks(tune: TuneConfig) -> list[tuple[bool, str]]:
     return [
         (len(tune.architectures) > 0, "tune.architectures must name at least one student architecture"),
         span("width", 0.01), span("alpha", 0.0, 1.0), span("temperature", 0.01), span("epochs", 1),
+        span("depth", 0),
         (all(side > 0 for side in tune.image_sizes), "tune.image_sizes must be positive"),
         (tune.trials > 0, "tune.trials must be positive"),
         (tune.max_ms >= 0, "tune.max_ms must be 0 (no limit) or positive"),

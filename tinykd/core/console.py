@@ -52,13 +52,16 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 @contextlib.contextmanager
 def quiet():
-    """Silence Python warnings, stdout and the C-level stderr (fd 2) for the duration of the block.
+    """Silence Python warnings, stdout and the C-level stderr (fd 2) for the duration of the block, and
+    undo handlers it adds to the root logger (TensorFlow's converter adds one, which would print every
+    tinykd line a second time).
 
     Errors still surface as Python exceptions; only informational printing is dropped.
     """
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(2)
+    root_handlers = list(logging.root.handlers)
     try:
         with open(os.devnull, "wb") as devnull, warnings.catch_warnings(), \
                 contextlib.redirect_stdout(io.StringIO()):
@@ -68,6 +71,7 @@ def quiet():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+        logging.root.handlers[:] = root_handlers
 
 
 def quiet_tensorflow() -> None:

@@ -210,7 +210,7 @@ def distill_student(config: StudentConfig, dataset: Dataset, teacher_paths: list
     Writes `student.keras` + `student_history.json` (or `student_nokd.*` without KD) into out_dir.
     """
     keras.utils.set_random_seed(seed)
-    student = build_model(config.architecture, dataset.input_shape, dataset.num_classes, config.width)
+    student = build_model(config.architecture, dataset.input_shape, dataset.num_classes, config.width, config.depth)
     stem = RunLayout.student_stem(kd)
     what = f"with KD from {len(teacher_paths)} teacher(s)" if kd else "on labels alone (no KD)"
     log.info(f"training student {config.architecture} ({student.count_params():,} parameters) "

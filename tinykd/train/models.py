@@ -1,6 +1,7 @@
 """Named architectures: teachers and students. Every model outputs logits (no softmax layer).
 
-A builder takes the input shape, the number of classes and a width multiplier, and returns an
+A builder takes the input shape, the number of classes and a width multiplier (a student's also a
+depth: extra blocks at its last resolution, 0 for the architecture as described), and returns an
 uncompiled functional `keras.Model` whose layers have stable names, so feature distillation can
 refer to them. Most take images or 2-D features (height, width, channels); the `conv1d_*` ones take
 sequences (length, channels), built from 2-D layers with Kx1 kernels so that they lower to CONV_2D; the
@@ -28,14 +29,16 @@ class Architecture:
     build: Callable
     example_input: tuple[int, ...]
     """An input shape it is made for (`tinykd models` counts the parameters at this shape)."""
+    deepens: str = ""
+    """What each unit of depth adds (students); empty: no depth setting."""
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def _register(role: str, summary: str, example_input: tuple[int, ...] = (48, 48, 1)):
+def _register(role: str, summary: str, example_input: tuple[int, ...] = (48, 48, 1), deepens: str = ""):
     def wrap(fn):
-        ARCHITECTURES[fn.__name__] = Architecture(fn.__name__, role, summary, fn, example_input)
+        ARCHITECTURES[fn.__name__] = Architecture(fn.__name__, role, summary, fn, example_input, deepens)
         return fn
     return wrap
 
@@ -46,13 +49,23 @@ def check_architecture(name: str) -> None:
         raise TinykdError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
 
 
-def build_model(name: str, input_shape, num_classes: int, width: float = 1.0):
+def check_depth(name: str, depth: int) -> None:
+    """A depth other than 0 needs an architecture that has one."""
+    if depth < 0:
+        raise TinykdError(f"depth must not be negative, got {depth}")
+    if depth and not ARCHITECTURES[name].deepens:
+        raise TinykdError(f"architecture {name!r} has no depth setting (the students have one: tinykd models)")
+
+
+def build_model(name: str, input_shape, num_classes: int, width: float = 1.0, depth: int = 0):
     """Build the named architecture."""
     check_architecture(name)
     if width <= 0:
         raise TinykdError(f"width must be positive, got {width}")
+    check_depth(name, depth)
+    extra = {"depth": int(depth)} if ARCHITECTURES[name].deepens else {}
     try:
-        return ARCHITECTURES[name].build(tuple(input_shape), int(num_classes), float(width))
+        return ARCHITECTURES[name].build(tuple(input_shape), int(num_classes), float(width), **extra)
     except ValueError as exc:
         reason = str(exc).strip().splitlines()[0]
         raise TinykdError(f"architecture {name!r} cannot take {tuple(input_shape)} inputs: {reason}") from None
@@ -120,37 +133,45 @@ def cnn_teacher(input_shape, num_classes, width):
     return keras.Model(inputs, outputs, name="cnn_teacher")
 
 
-@_register("student", "the classic: Conv8 -> MaxPool -> Dense16 -> Dense10 (width scales the conv and dense)")
-def classic_student(input_shape, num_classes, width):
+@_register("student", "the classic: Conv8 -> MaxPool -> Dense16 -> Dense10 (width scales the conv and dense)",
+           deepens="a 3x3 conv of 8 x width before the pool")
+def classic_student(input_shape, num_classes, width, depth=0):
     """The small student of the original RIOT deployment: one conv, one pool, two dense layers."""
     keras, layers, _ = _layers()
     inputs = keras.Input(input_shape, name="image")
     x = layers.Conv2D(_ch(8, width), 3, activation="relu", name="conv")(inputs)
+    for i in range(depth):
+        x = layers.Conv2D(_ch(8, width), 3, padding="same", activation="relu", name=f"conv_extra{i + 1}")(x)
     x = layers.MaxPooling2D(4 if input_shape[0] >= 32 else 2, name="pool")(x)
     return _student_head(inputs, x, num_classes, "classic_student", hidden=_ch(16, width))
 
 
-@_register("student", "plain strided 3x3 convs (8/16/32 x width) with a small dense head")
-def tiny_conv(input_shape, num_classes, width):
+@_register("student", "plain strided 3x3 convs (8/16/32 x width) with a small dense head",
+           deepens="a stride-1 3x3 conv of 32 x width after the last")
+def tiny_conv(input_shape, num_classes, width, depth=0):
     """Tiny plain-conv student: three strided 3x3 convs, then a dense head on the flattened map."""
     keras, layers, _ = _layers()
     inputs = keras.Input(input_shape, name="image")
     x = inputs
     for i, filters in enumerate((8, 16, 32)):
         x = _conv_bn_relu(x, _ch(filters, width), f"conv{i + 1}", strides=2)
+    for i in range(depth):
+        x = _conv_bn_relu(x, _ch(32, width), f"conv3_extra{i + 1}")
     x = layers.MaxPooling2D(2, padding="same", name="pool")(x)
     return _student_head(inputs, x, num_classes, "tiny_conv", hidden=_ch(32, width))
 
 
-@_register("student", "a strided conv stem and depthwise-separable blocks (16/32/64 x width), global pooling")
-def tiny_dsconv(input_shape, num_classes, width):
+@_register("student", "a strided conv stem and depthwise-separable blocks (16/32/64 x width), global pooling",
+           deepens="a depthwise-separable block of 64 x width")
+def tiny_dsconv(input_shape, num_classes, width, depth=0):
     """Tiny depthwise-separable student, MobileNet style: cheap in MACs and in flash."""
     keras = _layers()[0]
     inputs = keras.Input(input_shape, name="image")
     x = _conv_bn_relu(inputs, _ch(16, width), "stem", strides=2)
     x = _ds_block(x, _ch(32, width), "ds1", strides=2)
     x = _ds_block(x, _ch(64, width), "ds2", strides=2)
-    x = _ds_block(x, _ch(64, width), "ds3")
+    for i in range(1 + depth):
+        x = _ds_block(x, _ch(64, width), f"ds{i + 3}")
     return _student_head(inputs, x, num_classes, "tiny_dsconv")
 
 
@@ -173,8 +194,8 @@ def cifar_teacher(input_shape, num_classes, width):
 
 
 @_register("student", "CIFAR-10 student: conv stem and four depthwise-separable blocks (32..128 x width)",
-           (32, 32, 3))
-def cifar_student(input_shape, num_classes, width):
+           (32, 32, 3), deepens="a depthwise-separable block of 128 x width")
+def cifar_student(input_shape, num_classes, width, depth=0):
     """Student for 32x32 RGB: a depthwise-separable network sized for a Cortex-M4/M7."""
     keras = _layers()[0]
     inputs = keras.Input(input_shape, name="image")
@@ -182,7 +203,8 @@ def cifar_student(input_shape, num_classes, width):
     x = _ds_block(x, _ch(64, width), "ds1", strides=2)
     x = _ds_block(x, _ch(64, width), "ds2")
     x = _ds_block(x, _ch(128, width), "ds3", strides=2)
-    x = _ds_block(x, _ch(128, width), "ds4")
+    for i in range(1 + depth):
+        x = _ds_block(x, _ch(128, width), f"ds{i + 4}")
     return _student_head(inputs, x, num_classes, "cifar_student")
 
 
@@ -220,10 +242,10 @@ def ds_cnn_teacher(input_shape, num_classes, width):
 
 
 @_register("student", "keyword spotting's DS-CNN (MLPerf Tiny size): 10x4 strided conv, four "
-           "depthwise-separable blocks of 64 x width", (49, 10, 1))
-def ds_cnn_student(input_shape, num_classes, width):
+           "depthwise-separable blocks of 64 x width", (49, 10, 1), deepens="a depthwise-separable block")
+def ds_cnn_student(input_shape, num_classes, width, depth=0):
     """The small DS-CNN of keyword spotting on microcontrollers."""
-    return _ds_cnn(input_shape, num_classes, _ch(64, width), 4, "ds_cnn_student")
+    return _ds_cnn(input_shape, num_classes, _ch(64, width), 4 + depth, "ds_cnn_student")
 
 
 def _conv1d(input_shape, num_classes, filters, name: str, dropout: float = 0.0, reg=None):
@@ -251,10 +273,10 @@ def conv1d_teacher(input_shape, num_classes, width):
 
 
 @_register("student", "1-D convs for length x channels windows: three Kx1 conv layers of 8/16/32 x width",
-           (128, 3))
-def conv1d_student(input_shape, num_classes, width):
+           (128, 3), deepens="a 3x1 conv of 32 x width")
+def conv1d_student(input_shape, num_classes, width, depth=0):
     """A small 1-D conv student; Kx1 Conv2D layers lower to CONV_2D (no EXPAND_DIMS or SQUEEZE)."""
-    filters = [_ch(f, width) for f in (8, 16, 32)]
+    filters = [_ch(f, width) for f in (8, 16, 32)] + [_ch(32, width)] * depth
     return _conv1d(input_shape, num_classes, filters, "conv1d_student")
 
 
@@ -276,10 +298,11 @@ def mlp_teacher(input_shape, num_classes, width):
     return _mlp(input_shape, num_classes, [_ch(256, width), _ch(128, width)], "mlp_teacher", 0.2, _layers()[2])
 
 
-@_register("student", "multilayer perceptron for feature vectors: dense 32/16 x width", (20,))
-def mlp_student(input_shape, num_classes, width):
+@_register("student", "multilayer perceptron for feature vectors: dense 32/16 x width", (20,),
+           deepens="a dense layer of 16 x width")
+def mlp_student(input_shape, num_classes, width, depth=0):
     """A small dense student: FULLY_CONNECTED layers only."""
-    return _mlp(input_shape, num_classes, [_ch(32, width), _ch(16, width)], "mlp_student")
+    return _mlp(input_shape, num_classes, [_ch(32, width)] + [_ch(16, width)] * (1 + depth), "mlp_student")
 
 
 def load_keras_model(path):

@@ -74,6 +74,8 @@ def stage_settings(config: PipelineConfig, sources: list[Path], section: str | N
     if section:
         values = dataclasses.asdict(getattr(config, section))
         settings[section] = {k: v for k, v in values.items() if k not in ("kd", "baseline")}  # not the model's
+        if not values.get("depth"):
+            settings[section].pop("depth", None)  # as models made before students had a depth recorded them
     return settings
 
 

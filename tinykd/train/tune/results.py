@@ -67,6 +67,12 @@ def write_front(layout: RunLayout, board, max_ms: float, study: str) -> dict:
     return record
 
 
+def student_text(params: dict) -> str:
+    """tiny_conv x1.24, with +N for N extra blocks of depth."""
+    depth = params.get("depth", 0)
+    return f"{params['architecture']} x{params['width']:.2f}" + (f" +{depth}" if depth else "")
+
+
 def front_table(record: dict) -> str:
     """The front (and the run's own student) as text: accuracy, instructions, ms, RAM, flash."""
     clock = record["board"]["clock_hz"]
@@ -81,7 +87,7 @@ def front_table(record: dict) -> str:
         rows.append(("default", record["default"]))
     for label, trial in rows:
         p, m = trial["params"], trial["metrics"]
-        student = f"{p['architecture']} x{p['width']:.2f}"
+        student = student_text(p)
         if "alpha" in p:
             student += f" a{p['alpha']:.2f} T{p['temperature']:.1f}"
         lines.append(f"{label:>7} {student:<30} {size_text(p['image_size']):>5} {m['accuracy']:>8.2%} "

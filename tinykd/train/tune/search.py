@@ -193,7 +193,8 @@ def measure_default(search: Search) -> dict | None:
                    test_accuracy=quantized["int8"]["test_accuracy"], int8_bytes=model.stat().st_size)
     record = {"model": str(model), "sha256": digest, "board": search.board.name,
               "params": {"architecture": history.get("architecture", search.config.student.architecture),
-                         "width": search.config.student.width, "image_size": size},
+                         "width": search.config.student.width, "depth": search.config.student.depth,
+                         "image_size": size},
               "metrics": metrics}
     write_json(layout.tune / results.DEFAULT_FILE, record)
     return record
@@ -201,7 +202,7 @@ def measure_default(search: Search) -> dict | None:
 
 def _describe(frozen, best: float | None) -> str:
     p = frozen.params
-    student = f"{p['architecture']} x{p['width']:.2f} {size_text(p['image_size'])} px"
+    student = f"{results.student_text(p)} {size_text(p['image_size'])} px"
     if "metrics" not in frozen.user_attrs:
         return f"trial {frozen.number} ({student}) skipped: {frozen.user_attrs.get('reason', frozen.state.name)}"
     m = frozen.user_attrs["metrics"]
@@ -221,21 +222,28 @@ def run_search(search: Search) -> dict:
     require("arm-none-eabi-gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi")
     require("qemu-system-arm", "qemu-system-arm")
     require("cmake", "cmake")
-    config, layout = search.config, search.layout
+    layout = search.layout
     _check_tune_folder(search)
     studies.storage(search.storage)  # a bad URL or an unreachable server: an error before any work
-    pipeline.train_stage(config, pipeline.lazy_data(config))
+    pipeline.train_stage(search.config, pipeline.lazy_data(search.config))
     study = studies.open_study(search.storage, search.study, search.identity())
     write_json(layout.tune / STUDY_FILE, {"study": search.study})
     log.info(f"study {search.study!r} in {studies.shown(search.storage)}: {_finished(study)} of {search.trials} "
              f"trials finished")
     studies.recover_dead_trials(study, layout)
-    teacher_logits(config, _data_at(config, config.data.image_size))
-    measure_default(search)
+    prepare(search)
     already = _finished(study)
     if already < search.trials:
         _run_workers(search, study, already)
     return results.write_front(layout, search.board, search.max_ms, search.study)
+
+
+def prepare(search: Search) -> None:
+    """What every study of the run shares, made once and kept in its tune/ folder: the trained teacher's
+    logits (teacher_logits.npz) and the run's own student measured on the board (default/)."""
+    config = search.config
+    teacher_logits(config, _data_at(config, config.data.image_size))
+    measure_default(search)
 
 
 def _check_tune_folder(search: Search) -> None:

@@ -39,6 +39,7 @@ def suggest(trial, config: PipelineConfig) -> dict:
         "alpha": trial.suggest_float("alpha", *tune.alpha),
         "temperature": trial.suggest_float("temperature", *tune.temperature),
         "epochs": trial.suggest_int("epochs", *tune.epochs),
+        "depth": trial.suggest_int("depth", *tune.depth),
     }
 
 
@@ -144,11 +145,13 @@ def run_trial(number: int, params: dict, config: PipelineConfig, board: Board, d
     folder = config.layout.trial(number)
     shutil.rmtree(folder, ignore_errors=True)  # a dead worker's, or an earlier study's
     student_config = dataclasses.replace(
-        config.student, architecture=params["architecture"], width=params["width"], epochs=params["epochs"],
-        alpha=params["alpha"], temperature=params["temperature"], augment=False, features=[])
+        config.student, architecture=params["architecture"], width=params["width"], depth=params["depth"],
+        epochs=params["epochs"], alpha=params["alpha"], temperature=params["temperature"], augment=False,
+        features=[])
     keras.utils.set_random_seed(config.seed)
     try:
-        student = build_model(params["architecture"], data.input_shape, data.num_classes, params["width"])
+        student = build_model(params["architecture"], data.input_shape, data.num_classes, params["width"],
+                              params["depth"])
         history = distill_on_logits(student_config, data, student, *logits, config.seed)
         history.update(architecture=params["architecture"], parameters=int(student.count_params()), kd=True,
                        alpha=params["alpha"], temperature=params["temperature"], teacher_logits="cached")
