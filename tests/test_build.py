@@ -334,9 +334,10 @@ def dead_channel_model(folder: Path) -> Path:
 
 
 def test_build_checks_its_c_backend_against_tflm_and_refuses_a_wrong_kernel(tmp_path, monkeypatch, capsys):
-    """The check runs the board's kernel variant: with the old DSP requantization bug (a block of
-    channels on the slow path read the fast path's shift) build exits 1, names the layer and writes
-    nothing; --no-check writes the bundle anyway, and says so in the manifest."""
+    """The check runs the board's kernel variant: with a DSP requantization bug (a block of channels on
+    the slow path, which a dead channel sends there, computed with the fast path's arithmetic) build exits
+    1, names the layer and writes nothing; --no-check writes the bundle anyway, and says so in the
+    manifest."""
     import tinykd.deploy.cbackend.lower
 
     monkeypatch.chdir(tmp_path)
@@ -351,9 +352,10 @@ def test_build_checks_its_c_backend_against_tflm_and_refuses_a_wrong_kernel(tmp_
     for source in tinykd.deploy.cbackend.lower.RUNTIME_DIR.iterdir():
         (broken / source.name).write_text(source.read_text())
     header = (broken / "tinykd_dsp.h").read_text()
-    fixed = "return tk_multiply(acc, q->multiplier, q->shift);"
+    fixed = "return (int8_t)tk_clamp(tk_multiply(acc, q->multiplier, -q->right) + output_offset, act_min, act_max);"
     assert fixed in header
-    (broken / "tinykd_dsp.h").write_text(header.replace(fixed, "return tk_multiply(acc, q->multiplier, -q->right);"))
+    (broken / "tinykd_dsp.h").write_text(header.replace(
+        fixed, "return (int8_t)tk_clamp(tk_rq_fast_scale(acc, q->multiplier, q->add, q->right), act_min, act_max);"))
     monkeypatch.setattr(tinykd.deploy.cbackend.lower, "RUNTIME_DIR", broken)
     assert main(["build", "--board", "nucleo-f767zi", "--model", str(model), "--out", "bad"]) == 1
     err = capsys.readouterr().err
