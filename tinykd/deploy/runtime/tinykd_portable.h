@@ -27,6 +27,22 @@
 
 #if defined(__GNUC__) && (defined(__ARM_ARCH_6M__) || defined(__ARM_ARCH_8M_BASE__))
 
+/* One tap i (r2): x[i] times each row's weight at i, added to that row's sum. */
+#define TK_ASM_TAP                                                                                            \
+    "ldrsb r6, [r0, r2]\n"                                                                                   \
+    "ldrsb r7, [r1, r2]\n"                                                                                   \
+    "muls r7, r6, r7\n"                                                                                      \
+    "add r8, r8, r7\n"                                                                                       \
+    "ldrsb r7, [r3, r2]\n"                                                                                   \
+    "muls r7, r6, r7\n"                                                                                      \
+    "add r9, r9, r7\n"                                                                                       \
+    "ldrsb r7, [r4, r2]\n"                                                                                   \
+    "muls r7, r6, r7\n"                                                                                      \
+    "add r10, r10, r7\n"                                                                                     \
+    "ldrsb r7, [r5, r2]\n"                                                                                   \
+    "muls r7, r6, r7\n"                                                                                      \
+    "add r11, r11, r7\n"
+
 /* tk_dot4_groups given x + n and w + n, with n >= 1 and groups >= 1. Registers: r0 x + n, r1 r3 r4 r5 the
  * four rows' ends, r2 the index from -n up to 0, r6 x[i], r7 a product, ip n; the sums in r8..r11; on
  * the stack sums, acc and the groups left. Two taps a turn. */
@@ -62,49 +78,13 @@ __attribute__((naked, noinline, unused)) static void tk_dot4_groups_ends(
         "rsbs r2, r2, #0\n"
         "lsls r6, r2, #31\n" /* an odd n: one tap first */
         "beq 1f\n"
-        "ldrsb r6, [r0, r2]\n"
-        "ldrsb r7, [r1, r2]\n"
-        "muls r7, r6, r7\n"
-        "add r8, r8, r7\n"
-        "ldrsb r7, [r3, r2]\n"
-        "muls r7, r6, r7\n"
-        "add r9, r9, r7\n"
-        "ldrsb r7, [r4, r2]\n"
-        "muls r7, r6, r7\n"
-        "add r10, r10, r7\n"
-        "ldrsb r7, [r5, r2]\n"
-        "muls r7, r6, r7\n"
-        "add r11, r11, r7\n"
+        TK_ASM_TAP
         "adds r2, r2, #1\n"
         "beq 2f\n"
         "1:\n" /* two taps a turn */
-        "ldrsb r6, [r0, r2]\n"
-        "ldrsb r7, [r1, r2]\n"
-        "muls r7, r6, r7\n"
-        "add r8, r8, r7\n"
-        "ldrsb r7, [r3, r2]\n"
-        "muls r7, r6, r7\n"
-        "add r9, r9, r7\n"
-        "ldrsb r7, [r4, r2]\n"
-        "muls r7, r6, r7\n"
-        "add r10, r10, r7\n"
-        "ldrsb r7, [r5, r2]\n"
-        "muls r7, r6, r7\n"
-        "add r11, r11, r7\n"
+        TK_ASM_TAP
         "adds r2, r2, #1\n"
-        "ldrsb r6, [r0, r2]\n"
-        "ldrsb r7, [r1, r2]\n"
-        "muls r7, r6, r7\n"
-        "add r8, r8, r7\n"
-        "ldrsb r7, [r3, r2]\n"
-        "muls r7, r6, r7\n"
-        "add r9, r9, r7\n"
-        "ldrsb r7, [r4, r2]\n"
-        "muls r7, r6, r7\n"
-        "add r10, r10, r7\n"
-        "ldrsb r7, [r5, r2]\n"
-        "muls r7, r6, r7\n"
-        "add r11, r11, r7\n"
+        TK_ASM_TAP
         "adds r2, r2, #1\n"
         "bne 1b\n"
         "2:\n"
