@@ -320,6 +320,7 @@ def _softmax_features(model: Model, op) -> set[str]:
     inp = model.op_inputs(op)[0]
     found = {"beta 1" if op.options["beta"] == 1 else "other beta"}
     found |= {"depth above 256"} if inp.shape[-1] > 256 else set()
+    found |= {"depth above the kept exps"} if inp.shape[-1] > 32 else {"every exp kept"}  # TK_SOFTMAX_KEPT
     return found
 
 
@@ -396,7 +397,7 @@ REQUIRED_FEATURES = {
                            "axes other, keep_dims True", "axes other, keep_dims False", "negative axis",
                            "batches", "rank 2", "rank 3"},
     "SOFTMAX": {"input zero point -128", "input zero point 127", "input zero point between", "rank 2", "rank 4",
-                "beta 1", "other beta", "depth above 256"},
+                "beta 1", "other beta", "depth above 256", "every exp kept", "depth above the kept exps"},
     "ADD": ZERO_POINTS | ACTIVATIONS | {"broadcast", "different ranks", "rank 1", "rank 4", "image of 64 or more"},
     "MUL": ZERO_POINTS | ACTIVATIONS | {"broadcast", "different ranks", "rank 1", "rank 4", "left shift",
                                         "right shift"},

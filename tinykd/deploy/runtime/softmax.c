@@ -1,5 +1,6 @@
 /* SOFTMAX: fixed-point exp of the scaled differences to the row maximum, then the reciprocal of
- * their sum (exp with 5 integer bits, sum with 12). */
+ * their sum (exp with 5 integer bits, sum with 12). The first TK_SOFTMAX_KEPT exps of a row are kept
+ * between the sum and the outputs (4 bytes of stack each); further ones are worked out again. */
 #include <stdint.h>
 
 #ifndef TK_SOFTMAX_DECLARATIONS /* gathered into tinykd_params.h */
@@ -19,6 +20,10 @@ void tk_softmax(const tk_softmax_params *p, const int8_t *input, int8_t *output)
 
 #include "tinykd_runtime.h"
 
+#ifndef TK_SOFTMAX_KEPT
+#define TK_SOFTMAX_KEPT 32
+#endif
+
 static int count_leading_zeros(uint32_t x)
 {
     int n = 0;
@@ -37,6 +42,7 @@ static int32_t scaled_exp(const tk_softmax_params *p, int32_t diff)
 
 void tk_softmax(const tk_softmax_params *p, const int8_t *input, int8_t *output)
 {
+    int32_t kept[TK_SOFTMAX_KEPT];
     int r, c;
     for (r = 0; r < p->rows; ++r) {
         const int8_t *in = input + r * p->depth;
@@ -51,7 +57,11 @@ void tk_softmax(const tk_softmax_params *p, const int8_t *input, int8_t *output)
         for (c = 0; c < p->depth; ++c) {
             const int32_t diff = in[c] - max;
             if (diff >= p->diff_min) {
-                sum += tk_divide_by_pot(scaled_exp(p, diff), 12);
+                const int32_t e = scaled_exp(p, diff);
+                if (c < TK_SOFTMAX_KEPT) {
+                    kept[c] = e;
+                }
+                sum += tk_divide_by_pot(e, 12);
             }
         }
         headroom = count_leading_zeros((uint32_t)sum);
@@ -61,7 +71,8 @@ void tk_softmax(const tk_softmax_params *p, const int8_t *input, int8_t *output)
             const int32_t diff = in[c] - max;
             int32_t value = INT8_MIN;
             if (diff >= p->diff_min) {
-                value = tk_divide_by_pot(tk_doubling_high_mul(reciprocal, scaled_exp(p, diff)), exponent) + INT8_MIN;
+                const int32_t e = c < TK_SOFTMAX_KEPT ? kept[c] : scaled_exp(p, diff);
+                value = tk_divide_by_pot(tk_doubling_high_mul(reciprocal, e), exponent) + INT8_MIN;
             }
             out[c] = (int8_t)tk_clamp(value, INT8_MIN, INT8_MAX);
         }
