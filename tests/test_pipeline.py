@@ -57,7 +57,9 @@ def test_int8_model_is_full_integer(run_dir):
     dtypes = {t["dtype"] for t in interpreter.get_tensor_details()}
     assert dtypes <= {np.int8, np.int32}, f"float tensors left in the INT8 model: {dtypes}"
     quantized = json.loads((run_dir / "student_quantize.json").read_text())
-    assert quantized["int8"]["test_accuracy"] > 0.3, "the INT8 model must still classify digits"
+    # two epochs on 12x12 digits: 0.27-0.32 measured, varying between processes (TensorFlow's threads)
+    assert quantized["int8"]["test_accuracy"] > 0.2, "the INT8 model must still classify digits"
+    assert quantized["int8"]["test_accuracy"] >= quantized["float32"]["test_accuracy"] - 0.05, "as the float one does"
     # one weight scale per dense layer: the TFLM versions RIOT and Zephyr pin compute nothing else right
     from tinykd.tflite.reader import read_model
 
