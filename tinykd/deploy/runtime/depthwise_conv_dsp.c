@@ -106,6 +106,23 @@ static TK_ALWAYS_INLINE void tk_depthwise_quad_output(const tk_conv_params *p, c
     out[c + 3] = tk_depthwise_output(p, rq, acc[3], c + 3, fast);
 }
 
+/* An output pixel's window: the filter's rows and columns that fall inside the input, and where in the
+ * image its first tap inside lies. */
+typedef struct {
+    tk_range rows, cols;
+    int first;
+} tk_window;
+
+static inline tk_window tk_depthwise_window(const tk_conv_params *p, int oy, int ox)
+{
+    tk_window win;
+    const int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+    win.rows = tk_taps_inside(y0, p->dilation_h, p->k_h, p->in_h);
+    win.cols = tk_taps_inside(x0, p->dilation_w, p->k_w, p->in_w);
+    win.first = ((y0 + win.rows.begin * p->dilation_h) * p->in_w + x0 + win.cols.begin * p->dilation_w) * p->in_c;
+    return win;
+}
+
 /* Every output pixel, all its channels (`fast`, a constant at each call: requantize from the table). */
 static TK_ALWAYS_INLINE void tk_depthwise_pixels(const tk_conv_params *p, const tk_rq *rq, const int8_t *input,
                                                  int8_t *output, const int fast)
@@ -118,17 +135,14 @@ static TK_ALWAYS_INLINE void tk_depthwise_pixels(const tk_conv_params *p, const 
     for (b = 0; b < p->batches; ++b) {
         const int8_t *image = input + b * p->in_h * in_row;
         for (oy = 0; oy < p->out_h; ++oy) {
-            const int y0 = oy * p->stride_h - p->pad_h;
-            const tk_range rows = tk_taps_inside(y0, p->dilation_h, p->k_h, p->in_h);
             for (ox = 0; ox < p->out_w; ++ox) {
-                const int x0 = ox * p->stride_w - p->pad_w;
-                int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
-                const tk_range cols = tk_taps_inside(x0, p->dilation_w, p->k_w, p->in_w);
+                const tk_window win = tk_depthwise_window(p, oy, ox);
+                const tk_range rows = win.rows, cols = win.cols;
                 const int taps = cols.end - cols.begin;
+                int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
                 for (c = 0; c < wide; c += 4) {
                     int32_t acc[4] = {0, 0, 0, 0}; /* channels c, c + 2, c + 1, c + 3 */
-                    const int8_t *x = image + (y0 + rows.begin * p->dilation_h) * in_row +
-                                      (x0 + cols.begin * p->dilation_w) * p->in_c + c;
+                    const int8_t *x = image + win.first + c;
                     const int8_t *w = p->weights + (rows.begin * p->k_w + cols.begin) * p->out_c + c;
                     for (ky = rows.begin; ky < rows.end; ++ky) {
                         for (kx = 0; kx < taps; ++kx) {
@@ -147,8 +161,7 @@ static TK_ALWAYS_INLINE void tk_depthwise_pixels(const tk_conv_params *p, const 
                     const int ic = c / p->depth_multiplier;
                     int32_t acc = p->bias ? p->bias[c] : 0;
                     for (ky = rows.begin; ky < rows.end; ++ky) {
-                        const int8_t *x = image + (y0 + ky * p->dilation_h) * in_row +
-                                          (x0 + cols.begin * p->dilation_w) * p->in_c + ic;
+                        const int8_t *x = image + win.first + (ky - rows.begin) * row_step + ic;
                         const int8_t *w = p->weights + (ky * p->k_w + cols.begin) * p->out_c + c;
                         for (kx = cols.begin; kx < cols.end; ++kx) {
                             acc += (int32_t)*w * ((int32_t)*x + p->input_offset);
@@ -175,15 +188,12 @@ static TK_ALWAYS_INLINE void tk_depthwise_pixels_wide(const tk_conv_params *p, c
     for (b = 0; b < p->batches; ++b) {
         const int8_t *image = input + b * p->in_h * in_row;
         for (oy = 0; oy < p->out_h; ++oy) {
-            const int y0 = oy * p->stride_h - p->pad_h;
-            const tk_range rows = tk_taps_inside(y0, p->dilation_h, p->k_h, p->in_h);
             for (ox = 0; ox < p->out_w; ++ox) {
-                const int x0 = ox * p->stride_w - p->pad_w;
-                int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * channels;
-                const tk_range cols = tk_taps_inside(x0, p->dilation_w, p->k_w, p->in_w);
+                const tk_window win = tk_depthwise_window(p, oy, ox);
+                const tk_range rows = win.rows, cols = win.cols;
                 const int taps = cols.end - cols.begin;
-                const int8_t *x_first = image + (y0 + rows.begin * p->dilation_h) * in_row +
-                                        (x0 + cols.begin * p->dilation_w) * channels;
+                int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * channels;
+                const int8_t *x_first = image + win.first;
                 const uint32_t *w_first = wide + 2 * (rows.begin * p->k_w + cols.begin);
                 for (c = 0; c < channels; c += 4) {
                     int32_t acc[4]; /* channels c, c + 2, c + 1, c + 3 */
