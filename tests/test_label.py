@@ -55,6 +55,8 @@ def counts_of(folder):
 
 def test_each_click_is_saved_at_once_with_a_backup(folder, page):
     page.wait_for_selector("#name:has-text('img1.png')")
+    # the name shows before the browser has loaded the image: wait for it, then check it is the real one
+    page.wait_for_function("document.getElementById('image').complete")
     assert page.evaluate("document.getElementById('image').naturalWidth") == 16
     assert "1 of 4 images labelled" in page.inner_text("#progress")
     page.click("#buttons button[data-count='3']")
