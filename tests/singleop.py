@@ -20,6 +20,8 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from tinykd.deploy.ops.conv_2d import DSP_CHANNEL_BLOCK
+
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 OP_VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "MAX_POOL_2D": 2,
                "AVERAGE_POOL_2D": 2, "MEAN": 2, "SOFTMAX": 2, "ADD": 2, "MUL": 2, "CONCATENATION": 2,
@@ -291,15 +293,16 @@ def _channel_weights(rng, channels: int, taps: int) -> np.ndarray:
 
 
 def _dead_channels(rng, channels: int) -> np.ndarray:
-    """Which channels have an all-zero filter: none, a few, or exactly one in some blocks of 32."""
+    """Which channels have an all-zero filter: none, a few, or exactly one in some of the DSP kernels'
+    channel blocks."""
     dead = np.zeros(channels, bool)
     kind = rng.choice(["none", "few", "one per block"], p=[0.45, 0.3, 0.25])
     if kind == "few":
         dead[rng.choice(channels, int(rng.integers(1, max(1, channels // 4) + 1)), replace=False)] = True
     elif kind == "one per block":
-        for start in range(0, channels, 32):
+        for start in range(0, channels, DSP_CHANNEL_BLOCK):
             if rng.random() < 0.7:
-                dead[start + int(rng.integers(0, min(32, channels - start)))] = True
+                dead[start + int(rng.integers(0, min(DSP_CHANNEL_BLOCK, channels - start)))] = True
     if dead.all() and channels > 1:
         dead[int(rng.integers(channels))] = False
     return dead

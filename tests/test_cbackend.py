@@ -23,6 +23,7 @@ from tinykd.deploy.boards import KERNEL_VARIANTS, compiled_variant, forced_kerne
 from tinykd.deploy.bundle import arduino_files, c_backend_files
 from tinykd.verify.runners import make_runner
 from tinykd.verify.toolchain import build_firmware
+from tinykd.deploy.ops.conv_2d import DSP_CHANNEL_BLOCK
 from tinykd.deploy.cbackend.lower import (PARAMS_HEADER, RUNTIME_DIR, arena_plans, generate_c_backend, runtime_source,
                                           variant_sources)
 from tinykd.core.errors import TinykdError
@@ -122,9 +123,9 @@ def test_a_runtime_with_another_channel_block_than_the_plan_refuses_to_build(zoo
     """The planner's DSP channel block is the runtime's TK_RQ_BLOCK, or the model does not compile."""
     write_tree(tmp_path, generate_c_backend(read_model(zoo["tiny_student"])))
     subprocess.run(["gcc", *CFLAGS, "-c", "tinykd_model.c", "-o", "model.o"], cwd=tmp_path, check=True)
-    result = subprocess.run(["gcc", *CFLAGS, "-DTK_RQ_BLOCK=16", "-c", "tinykd_model.c", "-o", "model.o"],
+    result = subprocess.run(["gcc", *CFLAGS, f"-DTK_RQ_BLOCK={DSP_CHANNEL_BLOCK // 2}", "-c", "tinykd_model.c", "-o", "model.o"],
                             cwd=tmp_path, capture_output=True, text=True)
-    assert result.returncode != 0 and "the arena plan of this model assumes TK_RQ_BLOCK 32" in result.stderr
+    assert result.returncode != 0 and f"the arena plan of this model assumes TK_RQ_BLOCK {DSP_CHANNEL_BLOCK}" in result.stderr
 
 
 def test_one_c_folder_picks_its_kernels_on_every_core(zoo, tmp_path):
@@ -192,8 +193,8 @@ def test_wide_convolutions_in_place_stay_exact_with_every_kernel_variant(tmp_pat
     each variant's build is exact."""
     keras.utils.set_random_seed(7)
     x = inputs = keras.Input((10, 10, 8))
-    x = layers.Conv2D(40, 1, activation="relu")(x)
-    x = layers.Conv2D(44, 3, padding="same")(x)
+    x = layers.Conv2D(DSP_CHANNEL_BLOCK + 8, 1, activation="relu")(x)
+    x = layers.Conv2D(DSP_CHANNEL_BLOCK + 12, 3, padding="same")(x)
     model = parse_model(to_int8_tflite(keras.Model(inputs, x), np.random.default_rng(7).random((16, 10, 10, 8),
                                                                                           dtype=np.float32)),
                         "wide.tflite")

@@ -109,7 +109,7 @@ def check_variant_plans(model: Model) -> list[tuple[tuple[str, ...], CPlan]]:
 
 def test_variants_share_a_plan_unless_a_wide_dsp_convolution_needs_its_own(zoo):
     """Only the DSP convolution with more than TK_RQ_BLOCK output channels forbids an overlap the others
-    allow: the zoo (at most 32 channels) has one plan, a 40-channel convolution two."""
+    allow: the zoo (at most 32 channels) has one plan, a convolution with more channels than a block two."""
     for path in zoo.values():
         assert [variants for variants, _ in check_variant_plans(read_model(path))] == [KERNEL_VARIANTS]
     model = _wide_convolution()

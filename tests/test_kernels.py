@@ -25,6 +25,7 @@ from tinykd.deploy.cbackend import quantize as cquant
 from tinykd.deploy.boards import KERNEL_VARIANTS, build_variant, load_board
 from tinykd.deploy.cbackend.lower import SUPPORTED_OPS, VARIANT_FILES, build_layers
 from tinykd.deploy.ops import SPECS
+from tinykd.deploy.ops.conv_2d import DSP_CHANNEL_BLOCK
 from tinykd.tflite.reader import Model, parse_model
 
 KERNELS = sorted(GENERATORS)
@@ -198,8 +199,9 @@ def _filter_features(model: Model, op) -> set[str]:
         found |= {"dead channel of a tiny scale"} if (scales[dead] > 0).any() else set()
         found |= {"dead channel with a bias"} if bias is not None and bias[dead].any() else set()
         found |= {"dead channel without bias"} if bias is None or not bias[dead].all() else set()
-        if channels >= 32 and any(dead[c:c + 32].sum() == 1 for c in range(0, channels, 32)):
-            found.add("one dead channel in a block of 32")
+        block = DSP_CHANNEL_BLOCK
+        if channels >= block and any(dead[c:c + block].sum() == 1 for c in range(0, channels, block)):
+            found.add("one dead channel in a DSP channel block")
     live = multipliers > 0
     found |= {"left shift"} if (shifts > 0).any() else set()
     found |= {"right shift 31"} if (shifts == -31).any() else set()
@@ -238,15 +240,16 @@ def _portable_paths(channels: int, taps: int) -> set[str]:
 
 
 def _dsp_conv_paths(model: Model, op) -> set[str]:
-    """Which code paths of conv_dsp.c run each block of 32 output channels (its dispatch in tk_conv_2d),
-    and whether a block takes the slow requantization with channels the fast one could take."""
+    """Which code paths of conv_dsp.c run each block of DSP_CHANNEL_BLOCK output channels (its dispatch in
+    tk_conv_2d), whether a block takes the slow requantization with channels the fast one could take, and
+    whether the input is swept once per block."""
     _, multipliers, shifts, bias = _requantization(model, op)[1:5]
     channels, k_h, k_w, in_c = model.op_inputs(op)[1].shape
     bias = np.zeros(channels, np.int64) if bias is None else np.abs(bias.astype(np.int64))
     taps = k_h * k_w * in_c
-    found = set()
-    for c0 in range(0, channels, 32):
-        n = min(32, channels - c0)
+    found = {"dsp: several channel blocks"} if channels > DSP_CHANNEL_BLOCK else set()
+    for c0 in range(0, channels, DSP_CHANNEL_BLOCK):
+        n = min(DSP_CHANNEL_BLOCK, channels - c0)
         if taps <= 64 and n * ((taps + 1) // 2) <= 128:
             path = "wide"
         elif in_c % 4 == 0 and (taps <= 576 or k_w * in_c <= 288):
@@ -372,14 +375,14 @@ ACTIVATIONS = {f"activation {a}" for a in ("NONE", "RELU", "RELU6", "RELU_N1_TO_
 WINDOWS = {"padding SAME", "padding VALID", "stride 1", "stride 2", "stride 3", "image of 64 or more"}
 FILTERS = ZERO_POINTS | ACTIVATIONS | {
     "dead channel of scale 0", "dead channel of a tiny scale", "dead channel with a bias", "dead channel without bias",
-    "one dead channel in a block of 32", "left shift", "right shift 31", "multiplier 0 from a tiny scale",
+    "one dead channel in a DSP channel block", "left shift", "right shift 31", "multiplier 0 from a tiny scale",
     "shifts over 20 octaves in one op", "128 or more channels, not a multiple of 4", "bias", "zero bias",
     "per-channel", "per-tensor"}
 REQUIRED_FEATURES = {
     "CONV_2D": FILTERS | WINDOWS | {
         "no bias input", "1x1 filter", "more than 256 taps", "dilation", "batches", "dsp wide", "dsp quads",
-        "dsp quads, filter rows in chunks",
-        "dsp general, patch", "dsp general, from the input", "dsp wide: slow block with fast channels",
+        "dsp quads, filter rows in chunks", "dsp general, patch", "dsp general, from the input",
+        "dsp: several channel blocks", "dsp wide: slow block with fast channels",
         "dsp quads: slow block with fast channels", "dsp general, patch: slow block with fast channels",
         "dsp general, from the input: slow block with fast channels", "portable patch", "portable patch, odd taps",
         "portable patch, even taps", "portable patch, channels left over", "portable patch, more than 32 channels",

@@ -9,7 +9,7 @@ from tinykd.deploy.cbackend import quantize as cquant
 from tinykd.deploy.cbackend.overlap import sliding_windows, spatial_distance
 from tinykd.deploy.ops.spec import Layer, OpSpec, TflmKernel, fetch, io, optional_input, quant, where
 
-DSP_CHANNEL_BLOCK = 32
+DSP_CHANNEL_BLOCK = 64
 """The runtime's TK_RQ_BLOCK (tinykd_kernels.h): conv_dsp.c sweeps the whole image once per block of
 that many output channels. The generated tinykd_model.c refuses to build with another value."""
 

@@ -22,7 +22,7 @@
  * channels x 2 pixels of sums in registers); either way both pixels' windows are read before their
  * outputs are written.
  * Stack: the block's tk_rq table (16 * TK_RQ_BLOCK bytes), the patch (2 * TK_CONV_PATCH bytes) and on
- * the quads path two pixels' sums (8 * TK_RQ_BLOCK bytes): 2.2 KB with the defaults (GCC, Cortex-M7).
+ * the quads path two pixels' sums (8 * TK_RQ_BLOCK bytes): 3.0 KB with the defaults (GCC, Cortex-M7).
  */
 #include "tinykd_runtime.h"
 
