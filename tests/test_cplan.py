@@ -228,6 +228,22 @@ def _elementwise_branch(b: _Builder, rng, kind):
     return len(b.operators) - 1
 
 
+def _concatenation_branch(b: _Builder, rng, kind="CONCATENATION"):
+    """2 to 4 inputs of rank 1 to 4 joined along a random axis (negative half the time)."""
+    dims = [int(v) for v in rng.integers(1, 6, int(rng.integers(1, 5)))]
+    axis = int(rng.integers(len(dims)))
+    inputs = []
+    for _ in range(int(rng.integers(2, 5))):
+        dims[axis] = int(rng.integers(1, 5))
+        inputs.append(b.tensor(tuple(dims), zero_point=3))
+    dims[axis] = sum(b.tensors[i].shape[axis] for i in inputs)
+    out = b.tensor(tuple(dims), zero_point=3)
+    b.op(kind, inputs, out, axis=axis - len(dims) if rng.random() < 0.5 else axis, fusedActivationFunction="NONE")
+    b.inputs += inputs
+    b.outputs.append(out)
+    return len(b.operators) - 1
+
+
 SPATIAL = ["CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D"]
 ELEMENTWISE = ["ADD", "MUL", "LOGISTIC", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE", "SOFTMAX"]
 
@@ -237,7 +253,9 @@ def synthetic_model(seed, kinds, branches):
     b = _Builder()
     while len(b.operators) < branches:
         kind = kinds[len(b.operators) % len(kinds)]
-        (_spatial_branch if kind in SPATIAL else _elementwise_branch)(b, rng, kind)
+        branch = _spatial_branch if kind in SPATIAL else _concatenation_branch if kind == "CONCATENATION" \
+            else _elementwise_branch
+        branch(b, rng, kind)
     return b.model(f"synthetic_{seed}.tflite")
 
 
@@ -276,9 +294,25 @@ def _loop_events(model, op):
                     yield "w", ((b * out_h + oy) * out_w + ox) * out_c + oc
 
 
-def brute_force_distance(model, op):
+def _concatenation_events(model, op, position):
+    """tk_concatenation: row o of each input in turn, copied byte by byte (reads of input `position` only)."""
+    out = model.tensors[op.outputs[0]]
+    axis = op.options["axis"] % len(out.shape)
+    rows = [int(np.prod(model.tensors[i].shape[axis:])) for i in op.inputs]
+    written = 0
+    for o in range(int(np.prod(out.shape[:axis]))):
+        for k, row in enumerate(rows):
+            for j in range(row):
+                if k == position:
+                    yield "r", o * row + j
+                yield "w", written
+                written += 1
+
+
+def brute_force_distance(model, op, position=0):
     later, need = None, 0
-    for kind, byte in reversed(list(_loop_events(model, op))):
+    events = _concatenation_events(model, op, position) if op.op == "CONCATENATION" else _loop_events(model, op)
+    for kind, byte in reversed(list(events)):
         if kind == "r":
             later = byte if later is None else min(later, byte)
         elif later is not None:
@@ -290,6 +324,13 @@ def test_overlap_distances_equal_a_simulation_of_the_kernel_loops():
     model = synthetic_model(1, SPATIAL, 240)
     for op in model.operators:
         assert overlap_distance(model, op, 0) == brute_force_distance(model, op), (op.op, op.options)
+
+
+def test_concatenation_distances_equal_a_simulation_of_its_loop():
+    model = synthetic_model(4, ["CONCATENATION"], 60)
+    for op in model.operators:
+        for position in range(len(op.inputs)):
+            assert overlap_distance(model, op, position) == brute_force_distance(model, op, position), op.options
 
 
 def test_elementwise_distances():
@@ -309,17 +350,17 @@ def test_elementwise_distances():
 # ---- In C: each output at the tightest overlap, every kernel variant -------------------------------
 
 
-def _tight_offsets(model, kernels="portable", slack=0):
-    """Branch after branch: the output at an aligned base, the input `distance - slack` above it, other
-    inputs above both."""
+def _tight_offsets(model, kernels="portable", slack=0, position=0):
+    """Branch after branch: the output at an aligned base, input `position` `distance - slack` above it,
+    other inputs above both."""
     offsets, base = {}, 0
     for op in model.operators:
-        first, out = op.inputs[0], op.outputs[0]
-        distance = max(overlap_distance(model, op, 0, kernels) - slack, 0)
-        offsets[out], offsets[first] = base, base + distance
-        end = max(base + model.tensors[out].nbytes, base + distance + model.tensors[first].nbytes)
-        for index in op.inputs[1:]:
-            if index >= 0 and not model.tensors[index].is_constant:
+        tight, out = op.inputs[position], op.outputs[0]
+        distance = max(overlap_distance(model, op, position, kernels) - slack, 0)
+        offsets[out], offsets[tight] = base, base + distance
+        end = max(base + model.tensors[out].nbytes, base + distance + model.tensors[tight].nbytes)
+        for index in op.inputs:
+            if index >= 0 and index != tight and not model.tensors[index].is_constant:
                 offsets[index], end = end, end + model.tensors[index].nbytes
         base = (end + 15) // 16 * 16
     return offsets, base
@@ -382,6 +423,18 @@ def test_the_dsp_convolution_needs_its_own_plan_above_its_channel_block(tmp_path
     assert run_generated(model, "dsp", tmp_path / "dsp", monkeypatch, tight) != separate
     own = arena_offsets(model, kernels="dsp")
     assert run_generated(model, "dsp", tmp_path / "own", monkeypatch, own) == separate
+
+
+def test_concatenation_is_exact_with_each_input_at_the_tightest_overlap(tmp_path, monkeypatch):
+    """Each input in turn at its distance below the output (the others apart): the same bytes as with
+    separate buffers; one byte closer and some output goes wrong."""
+    model = synthetic_model(5, ["CONCATENATION"], 12)
+    separate = run_generated(model, "portable", tmp_path / "separate", monkeypatch, arena_offsets(model, in_place=False))
+    for position in range(2):
+        for slack, same in ((0, True), (1, False)):
+            offsets = _tight_offsets(model, slack=slack, position=position)
+            folder = tmp_path / f"input{position}_slack{slack}"
+            assert (run_generated(model, "portable", folder, monkeypatch, offsets) == separate) == same
 
 
 @pytest.mark.parametrize("kernels", KERNEL_VARIANTS)

@@ -20,9 +20,26 @@ def _lower(model, op) -> Layer:
             t.is_constant or quant(t) != quant(out) for t in inputs):
         raise TinykdError(f"{where(model, op)}: the C backend concatenates only activations quantized like "
                           "the output, without a fused activation")
-    fields = dict(count=len(inputs), outer=math.prod(out.shape[:axis]))
-    arrays = [("row_bytes", "int", [math.prod(t.shape[axis:]) for t in inputs])]
+    outer, rows = _rows(model, op)
+    fields = dict(count=len(inputs), outer=outer)
+    arrays = [("row_bytes", "int", rows)]
     return Layer(op, "tk_concatenation", "tk_concatenation_params", f"axis {axis}", fields=fields, arrays=arrays)
+
+
+def _rows(model, op) -> tuple[int, list[int]]:
+    """How many times the kernel takes a row of every input, and each input's row in bytes."""
+    out = model.tensors[op.outputs[0]]
+    axis = op.options["axis"] % len(out.shape)
+    return math.prod(out.shape[:axis]), [math.prod(model.tensors[i].shape[axis:]) for i in op.inputs]
+
+
+def _overlap(model, op, position: int, kernels: str) -> int | None:
+    """tk_concatenation copies row o of every input in turn (memmove). Before it reads row o + 1 of input
+    k, it has written the output up to byte (o + 1) * R + before_k - 1 (R the output's row, before_k the
+    rows of the inputs ahead of k), so its output may start (outer - 1) * (R - r_k) + before_k bytes below
+    input k: with one row, the inputs may lie where the output puts them and nothing moves."""
+    outer, rows = _rows(model, op)
+    return (outer - 1) * (sum(rows) - rows[position]) + sum(rows[:position])
 
 
 def _prepare(model, op, build) -> list[tuple[str, int]]:
@@ -34,5 +51,6 @@ def _prepare(model, op, build) -> list[tuple[str, int]]:
 
 
 SPECS = [OpSpec(name="CONCATENATION", resolver="AddConcatenation", lower=_lower, files=("concatenation.c",),
+                overlap=_overlap,
                 tflm=TflmKernel(params="ie", op_data="b pp h ii", prepare=_prepare,
                                 uncertain=lambda build: NEWER_BUILD_BYTES if build.year >= 2026 else 0))]

@@ -1,4 +1,6 @@
-/* CONCATENATION: interleaves the inputs' rows; inputs share the output's quantization. */
+/* CONCATENATION: interleaves the inputs' rows; inputs share the output's quantization. The output may
+ * overlap an input (the arena plan puts it below by at least the distance concatenation.py works out),
+ * so a row may be moved onto bytes of itself: memmove. */
 #include <stdint.h>
 #include <string.h>
 
@@ -22,7 +24,7 @@ void tk_concatenation(const tk_concatenation_params *p, const int8_t *const *inp
     int o, i;
     for (o = 0; o < p->outer; ++o) {
         for (i = 0; i < p->count; ++i) {
-            memcpy(output, inputs[i] + o * p->row_bytes[i], (size_t)p->row_bytes[i]);
+            memmove(output, inputs[i] + o * p->row_bytes[i], (size_t)p->row_bytes[i]);
             output += p->row_bytes[i];
         }
     }
