@@ -45,9 +45,9 @@ def random_vectors(model, count, seed):
     return [[rng.integers(-128, 128, t.shape, dtype=np.int8) for t in model.input_tensors()] for _ in range(count)]
 
 
-def run_c(model, vectors, folder, kernels=None) -> bytes:
-    """Outputs of the generated C for every vector, back to back."""
-    sources = generate_c_backend(model)
+def run_c(model, vectors, folder, kernels=None, fusion=None) -> bytes:
+    """Outputs of the generated C for every vector, back to back (`fusion`: see generate_c_backend)."""
+    sources = generate_c_backend(model, fusion)
     write_tree(folder, {**sources, "driver.c": DRIVER})
     c_files = ["driver.c"] + sorted(name for name in sources if name.endswith(".c"))
     forced = [kernels_define(kernels)] if kernels else []
@@ -76,11 +76,11 @@ def assert_bit_exact(model, vectors, folder, kernels=None):
                     f"(max |diff| {np.abs(diff).max()})")
 
 
-def run_on_qemu(model, vectors, folder, board="mps2-an500", kernels=None) -> bytes:
+def run_on_qemu(model, vectors, folder, board="mps2-an500", kernels=None, fusion=None) -> bytes:
     """Outputs of the firmware built for `board` (in QEMU) for every vector, back to back."""
     board = load_board(board)
     c_dir = folder / "c"
-    write_tree(c_dir, generate_c_backend(model))
+    write_tree(c_dir, generate_c_backend(model, fusion))
     build_for = forced_kernels(board, kernels) if kernels else board
     firmware = build_firmware(c_dir, build_for, folder / "fw" / board.name, target="qemu")
     outputs, _ = make_runner("qemu", firmware, board).run(rows_of(vectors))

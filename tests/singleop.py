@@ -155,7 +155,7 @@ class BranchModel:
         """Case `index` of `kernel`'s generator seeded with `seed`: the same branch in any model."""
         self.cases_inputs = []
         outputs_before = len(self.outputs)
-        params = GENERATORS[kernel](self, np.random.default_rng([seed, index]), limits)
+        params = (GENERATORS | CHAINS)[kernel](self, np.random.default_rng([seed, index]), limits)
         assert len(self.outputs) == outputs_before + 1, kernel
         case = Case(kernel, seed, index, limits, params, self.cases_inputs, self.outputs[-1])
         self.cases.append(case)
@@ -777,6 +777,33 @@ def dequantize(net: BranchModel, rng, limits: Limits) -> dict:
     net.operator("DEQUANTIZE", [inp], net.output(dims))
     return dict(input=dims, scale=scale, zero_point=zp)
 
+
+def conv_then_pool(net: BranchModel, rng, limits: Limits) -> dict:
+    """A CONV_2D or DEPTHWISE_CONV_2D branch (as its own generator draws it) whose output only a
+    MAX_POOL_2D or AVERAGE_POOL_2D reads, the pair the C backend may run band by band: a pooling window
+    of 1 to 5 rows and columns, windows that share rows or skip some, SAME or VALID."""
+    convolution = conv_2d if rng.random() < 0.5 else depthwise_conv_2d
+    params = convolution(net, rng, limits)
+    middle = net.outputs.pop()
+    tensor = net.tensors[middle]
+    tensor.name = tensor.name.replace("output", "convolved")
+    batches, height, width, channels = tensor.shape
+    k = (int(rng.integers(1, min(height, 5) + 1)), int(rng.integers(1, min(width, 5) + 1)))
+    window = Window(k, (int(rng.integers(1, 4)), int(rng.integers(1, 4))), (1, 1), bool(rng.random() < 0.5),
+                    (height, width), batches)
+    out = net.output((batches, *window.out_size, channels), tensor.quantization.scale[0],
+                     tensor.quantization.zeroPoint[0])
+    options = schema.Pool2DOptionsT()
+    window.set_options(options)
+    options.filterHeight, options.filterWidth = window.k
+    options.fusedActivationFunction = _activation_code(str(rng.choice(["NONE", "RELU"])))
+    pool = str(rng.choice(["MAX_POOL_2D", "AVERAGE_POOL_2D"]))
+    net.operator(pool, [middle], out, options)
+    return dict(convolution=params, pool=pool, **window.describe())
+
+
+CHAINS = {"CONV_POOL": conv_then_pool}
+"""Branches of several ops (not a kernel's own cases): name -> generator."""
 
 GENERATORS = {
     "CONV_2D": conv_2d, "DEPTHWISE_CONV_2D": depthwise_conv_2d, "FULLY_CONNECTED": fully_connected,

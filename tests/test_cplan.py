@@ -388,7 +388,7 @@ def run_generated(model, kernels, folder, monkeypatch, offsets) -> bytes:
     """The model's outputs for one fixed input, built with the `kernels` variant and `offsets` (tensor
     offsets, arena size) as the plan of every variant."""
     plan = cbackend.ArenaPlan(KERNEL_VARIANTS, *offsets)
-    monkeypatch.setattr(cbackend, "arena_plans", lambda m, in_place=True: [plan])
+    monkeypatch.setattr(cbackend, "arena_plans", lambda m, in_place=True, fusion=None: [plan])
     sources = generate_c_backend(model)
     monkeypatch.undo()
     write_tree(folder, {**sources, "driver.c": DRIVER})

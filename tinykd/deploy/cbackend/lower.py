@@ -22,6 +22,7 @@ from typing import NamedTuple
 from tinykd import __version__
 from tinykd.core.errors import TinykdError
 from tinykd.core.templates import environment
+from tinykd.deploy.cbackend import fuse
 from tinykd.deploy.cbackend.plan import plan_variants
 from tinykd.deploy.ops import SPECS
 from tinykd.deploy.ops.conv_2d import DSP_CHANNEL_BLOCK
@@ -98,13 +99,23 @@ class ArenaPlan(NamedTuple):
     variants: tuple[str, ...]
     offsets: dict[int, int]
     size: int
+    fused: tuple[fuse.ConvPool, ...] = ()
+    """The convolution-pooling pairs the plan runs as one call (the same in every plan of a model)."""
 
 
-def arena_plans(model: Model, in_place: bool = True) -> list[ArenaPlan]:
+def arena_plans(model: Model, in_place: bool = True, fusion: bool | None = None) -> list[ArenaPlan]:
     """The C backend's own arena plans (`tinykd.cplan.plan_variants`), one per group of kernel variants
     that share one. RESHAPE outputs alias their inputs and, with `in_place`, an output may overlap an
-    input that dies at its op as far as the variant's loop order allows."""
-    return [ArenaPlan(variants, plan.tensor_offsets(), plan.size) for variants, plan in plan_variants(model, in_place)]
+    input that dies at its op as far as the variant's loop order allows. Convolution-pooling pairs run
+    band by band (`fuse.py`): all of them with `fusion` True, none with False, and with None all of them
+    if that makes the largest plan smaller."""
+    pairs = tuple(fuse.conv_pools(model)) if fusion is not False else ()
+    fused = [ArenaPlan(variants, plan.tensor_offsets(), plan.size, pairs)
+             for variants, plan in plan_variants(model, in_place, pairs)]
+    if fusion or not pairs:
+        return fused
+    plans = [ArenaPlan(variants, plan.tensor_offsets(), plan.size) for variants, plan in plan_variants(model, in_place)]
+    return fused if max(plan.size for plan in fused) < max(plan.size for plan in plans) else plans
 
 
 def arena_offsets(model: Model, in_place: bool = True, kernels: str = "portable") -> tuple[dict[int, int], int]:
@@ -202,18 +213,19 @@ def _plan_directives(plans: list[ArenaPlan]) -> list[str]:
     return lines
 
 
-def generate_c_backend(model: Model) -> dict[str, str]:
+def generate_c_backend(model: Model, fusion: bool | None = None) -> dict[str, str]:
     """The C backend's sources for `model`: relative path -> text.
 
     `tinykd_model.h` / `tinykd_model.c` (entry point `tinykd_invoke`) and, under `runtime/`, the
     runtime headers and the kernels the model uses, in every variant (see VARIANT_FILES). Graph inputs
     (outputs) are read (written) back to back, in the model's order (a float32 output as its raw
     bytes). Where the variants' arena plans differ, both headers pick the build's plan by TK_KERNELS.
-    The same model gives the same bytes, whatever core it is built for.
+    `fusion` runs convolution-pooling pairs band by band always (True), never (False), or where that
+    saves RAM (None). The same model gives the same bytes, whatever core it is built for.
     """
     _check_graph_io(model)
     layers = build_layers(model)
-    plans = arena_plans(model)
+    plans = arena_plans(model, fusion=fusion)
     differing: dict[tuple[int, ...], str] = {}  # offsets in each plan -> the macro that names them
     for index in sorted(plans[0].offsets):
         where = tuple(plan.offsets[index] for plan in plans)
@@ -228,7 +240,12 @@ def generate_c_backend(model: Model) -> dict[str, str]:
 
     for layer in layers:
         _finish(model, layer, pointer)
-    files = runtime_files(layers)
+    for pair in plans[0].fused:
+        conv, pool = layers[pair.conv.index], layers[pair.pool.index]
+        pool.kernel, pool.args = fuse.fused_call(pair, conv.kernel, pool.kernel, pointer)
+        conv.kernel, conv.args = "", []
+    fused_into = {pair.conv.index: pair.pool.index for pair in plans[0].fused}
+    files = sorted(set(runtime_files(layers)) | ({fuse.RUNTIME_FILE} if fused_into else set()))
 
     def tensor_io(indices) -> list[dict]:
         result, position = [], 0
@@ -251,6 +268,7 @@ def generate_c_backend(model: Model) -> dict[str, str]:
         float_outputs=[t for t in outputs if t["dtype"] == "float32"],
         runtime_files=files,
         layers=[dict(index=l.op.index, op=l.op.op, detail=l.detail, kernel=l.kernel, struct=l.struct,
+                     fused_into=fused_into.get(l.op.index),
                      out_pointer=pointer(l.op.outputs[0]), out_bytes=model.tensors[l.op.outputs[0]].nbytes,
                      args=l.args, fields={k: _field_text(v) for k, v in l.fields.items()},
                      arrays=[(suffix, ctype, len(v), _c_values(ctype, v)) for suffix, ctype, v in l.arrays],

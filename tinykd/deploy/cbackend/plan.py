@@ -13,6 +13,9 @@ reference kernels in `tinykd/runtime/`), so it can do more, without changing a s
   DEQUANTIZE and for word loads), and several placement orders are tried, keeping the smallest arena.
 * The kernel variants (portable, dsp, mve; the compiler picks one per core) do not all allow the same
   overlaps, so each gets its own plan where that saves RAM (`plan_variants`).
+* A convolution and the pooling that alone reads it may run as one call, band by band (`fuse.py`): its
+  output is then a band of rows alive through the pair, and its input and the pooling's output live
+  through both ops.
 
 Lifetimes are TFLM's (`tensor_buffers`): time 0 is before the first op, op k runs at time k + 1, graph
 inputs are born at 0 and graph outputs live to the end (they are copied out after the last op).
@@ -20,10 +23,12 @@ inputs are born at 0 and graph outputs live to the end (they are copied out afte
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 
 from tinykd.deploy.boards import KERNEL_VARIANTS
+from tinykd.deploy.cbackend.fuse import ConvPool
 from tinykd.deploy.ops import SPECS
 from tinykd.deploy.tflm.memory import tensor_buffers
 from tinykd.tflite.reader import Model, Operator
@@ -103,10 +108,12 @@ def overlap_distance(model: Model, op: Operator, position: int, kernels: str = "
 # ---- Blocks, overlaps, placement -----------------------------------------------------------------
 
 
-def arena_blocks(model: Model, in_place: bool = True,
-                 kernels: str = "portable") -> tuple[list[Block], dict[tuple[int, int], int]]:
+def arena_blocks(model: Model, in_place: bool = True, kernels: str = "portable",
+                 fused: list[ConvPool] = ()) -> tuple[list[Block], dict[tuple[int, int], int]]:
     """The model's planned tensors grouped into blocks (RESHAPE aliases), with TFLM's lifetimes and
-    exact sizes, and the allowed (output block, input block) overlaps (none without `in_place`)."""
+    exact sizes, and the allowed (output block, input block) overlaps (none without `in_place`).
+    The `fused` convolution-pooling pairs run as one call: the convolution's output is a band, and
+    everything either op touches lives through both (none of them overlaps another)."""
     buffers = {b.tensor: b for b in tensor_buffers(model)}
     group = {t: t for t in buffers}
 
@@ -129,6 +136,13 @@ def arena_blocks(model: Model, in_place: bool = True,
             block_of[t] = len(blocks)
         blocks.append(Block(tuple(tensors), max(model.tensors[t].nbytes for t in tensors),
                             min(buffers[t].first for t in tensors), max(buffers[t].last for t in tensors)))
+    for pair in fused:
+        conv_time, pool_time = pair.conv.index + 1, pair.pool.index + 1
+        band = block_of[pair.conv.outputs[0]]
+        blocks[band] = dataclasses.replace(blocks[band], size=pair.band_bytes)
+        source, target = block_of[pair.conv.inputs[0]], block_of[pair.pool.outputs[0]]
+        blocks[source] = dataclasses.replace(blocks[source], last=max(blocks[source].last, pool_time))
+        blocks[target] = dataclasses.replace(blocks[target], first=min(blocks[target].first, conv_time))
     overlaps: dict[tuple[int, int], int] = {}
     if not in_place:
         return blocks, overlaps
@@ -212,19 +226,21 @@ def _smallest(blocks: list[Block], overlaps: dict[tuple[int, int], int], alignme
     return best if best is not None else CPlan(blocks, [], overlaps, "empty")
 
 
-def plan_arena(model: Model, in_place: bool = True, alignment: int = ALIGNMENT, kernels: str = "portable") -> CPlan:
-    """The C backend's arena plan for `model` with the `kernels` variant's overlaps: the smallest over
-    several placement orders (sizes, births, deaths, lifetimes, and seeded random orders for small
-    graphs). Deterministic."""
-    return _smallest(*arena_blocks(model, in_place, kernels), alignment)
+def plan_arena(model: Model, in_place: bool = True, alignment: int = ALIGNMENT, kernels: str = "portable",
+               fused: list[ConvPool] = ()) -> CPlan:
+    """The C backend's arena plan for `model` with the `kernels` variant's overlaps (and the `fused`
+    pairs): the smallest over several placement orders (sizes, births, deaths, lifetimes, and seeded
+    random orders for small graphs). Deterministic."""
+    return _smallest(*arena_blocks(model, in_place, kernels, fused), alignment)
 
 
-def plan_variants(model: Model, in_place: bool = True) -> list[tuple[tuple[str, ...], CPlan]]:
+def plan_variants(model: Model, in_place: bool = True,
+                  fused: list[ConvPool] = ()) -> list[tuple[tuple[str, ...], CPlan]]:
     """(variants, plan) for every kernel variant, the variants that share a plan together, in
     KERNEL_VARIANTS order. Each variant's own plan is made once per distinct set of overlaps; a variant
     then takes the smallest of those plans that is valid under its own overlaps (the first on a tie), so
     variants share a plan wherever that costs no RAM."""
-    allowed = {variant: arena_blocks(model, in_place, variant) for variant in KERNEL_VARIANTS}
+    allowed = {variant: arena_blocks(model, in_place, variant, fused) for variant in KERNEL_VARIANTS}
     plans: list[CPlan] = []
     for blocks, overlaps in allowed.values():
         if all(plan.overlaps != overlaps for plan in plans):
