@@ -7,6 +7,7 @@ with each output at the tightest overlap the planner allows, against the same la
 buffers, and the DSP convolution, which needs a plan of its own above its channel block.
 """
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from tinykd.deploy.cbackend import lower as cbackend
 from tinykd.core.artifacts import write_tree
 from tinykd.deploy.boards import KERNEL_VARIANTS, kernels_define
-from tinykd.deploy.cbackend.lower import arena_offsets, generate_c_backend
+from tinykd.deploy.cbackend.lower import arena_offsets, arena_plans, generate_c_backend
 from tinykd.deploy.cbackend.plan import (ALIGNMENT, Block, CPlan, arena_blocks,
                                          overlap_distance, place, plan_arena, plan_variants)
 from tinykd.deploy.cbackend.quantize import same_padding
@@ -28,6 +29,9 @@ SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 MLPERF = ["kws_ref_model.tflite", "pretrainedResnet_quant.tflite"]
 RAM_TARGET = 0.80
 """The C backend's RAM (its one static arena) against the smallest arena TFLM accepts."""
+M7_REFERENCE = Path(__file__).resolve().parents[1] / "bench" / "tflm_m7_reference.json"
+M7_RAM_TARGET = 0.70
+"""... against the smallest arena of real TFLM on a Cortex-M7 (bench/tflm_m7_reference.json)."""
 
 
 def c_backend_ram(model) -> int:
@@ -49,6 +53,17 @@ def test_c_backend_needs_at_most_80_percent_of_tflm_arena_on_every_zoo_model(zoo
 def test_c_backend_ram_on_mlperf_tiny_models(name):
     path = SHARED_MODELS / name
     assert c_backend_ram(read_model(path)) <= RAM_TARGET * tflm_arena(path)
+
+
+def test_c_backend_needs_at_most_70_percent_of_tflm_m7_arena_with_every_variant(zoo):
+    """Every zoo model and both MLPerf Tiny models (when present), with each kernel variant's plan."""
+    figures = json.loads(M7_REFERENCE.read_text())["models"]
+    paths = {f"zoo_{name}": path for name, path in zoo.items()}
+    paths |= {Path(name).stem: SHARED_MODELS / name for name in MLPERF if (SHARED_MODELS / name).is_file()}
+    ratios = {(name, plan.variants): plan.size / figures[name]["m7_min_ref"]
+              for name, path in paths.items() for plan in arena_plans(read_model(path))}
+    assert len({name for name, _ in ratios}) >= 9
+    assert all(ratio <= M7_RAM_TARGET for ratio in ratios.values()), ratios
 
 
 # ---- Invariants of the plan -------------------------------------------------------------------------
