@@ -3,25 +3,25 @@ runtime/pooling_conv.c): byte-equal with TFLM in every kernel variant, natively 
 pairs (tests/singleop.py's convolution cases, with a pooling window over their output), and chosen by
 the planner where it makes the arena smaller."""
 
-from pathlib import Path
-
 import pytest
 
-from harness import differing_bytes, random_vectors, run_c, run_on_qemu, run_tflm
+from harness import differing_bytes, random_vectors, rows_of, run_c, run_on_qemu, run_tflm
 from singleop import LARGE, SMALL, build_model
-from tinykd.deploy.boards import KERNEL_VARIANTS
+from tinykd.core.artifacts import write_tree
+from tinykd.deploy.boards import KERNEL_VARIANTS, load_board
 from tinykd.deploy.cbackend import quantize as cquant
 from tinykd.deploy.cbackend.fuse import conv_pools
 from tinykd.deploy.cbackend.lower import arena_plans, generate_c_backend
 from tinykd.deploy.ops.conv_2d import DSP_CHANNEL_BLOCK
-from tinykd.tflite.reader import parse_model
+from tinykd.tflite.reader import parse_model, read_model
+from tinykd.verify.runners import make_runner
+from tinykd.verify.toolchain import build_firmware
 
 SEED = 2026
 SMALL_CASES = 240
 LARGE_CASES = 48
 VECTORS = 6
-SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
-QEMU_RUNS = [("mps2-an500", None), ("rpi-pico", None), ("mps3-an547", None)]
+QEMU_BOARDS = ["mps2-an500", "rpi-pico", "mps3-an547"]
 """The Cortex-M7 (dsp), M0+ (portable) and M55 (mve), each with the kernels its flags pick."""
 REQUIRED = {"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "windows share rows",
             "windows skip rows", "pooling pads the top", "convolution pads the top", "dilated convolution",
@@ -76,11 +76,11 @@ def test_random_pairs_band_by_band_are_byte_equal_in_every_variant(indices, limi
         assert REQUIRED <= what_pairs_contain(model), sorted(REQUIRED - what_pairs_contain(model))
 
 
-@pytest.mark.parametrize("board, kernels", QEMU_RUNS)
-def test_random_pairs_band_by_band_are_byte_equal_on_qemu(board, kernels, tmp_path):
+@pytest.mark.parametrize("board", QEMU_BOARDS)
+def test_random_pairs_band_by_band_are_byte_equal_on_qemu(board, tmp_path):
     model, cases = pairs_model(range(60), SMALL)
     vectors = random_vectors(model, VECTORS, seed=1)
-    ours = run_on_qemu(model, vectors, tmp_path, board, kernels, fusion=True)
+    ours = run_on_qemu(model, vectors, tmp_path, board, fusion=True)
     failures = mismatches(model, cases, ours, run_tflm(model, vectors), board)
     assert not failures, "\n".join(failures[:20])
 
@@ -89,8 +89,6 @@ def test_the_planner_runs_pairs_band_by_band_where_the_arena_shrinks(zoo):
     """pooling_variants: a 3x3 convolution of its 30x30x2 input to 28x28x12, then a 3x3 average pooling
     with stride 2. Band by band the arena holds the input (1,800 B), three rows of the convolution's
     output (1,008 B) and the pooling's output (13x13x12, 2,028 B) instead of that whole output (9,408 B)."""
-    from tinykd.tflite.reader import read_model
-
     model = read_model(zoo["pooling_variants"])
     (plan,) = arena_plans(model)
     assert len(plan.fused) == 2 and plan.size == 1800 + 3 * 28 * 12 + 2028
@@ -106,13 +104,6 @@ def test_band_by_band_computes_each_row_once_on_cortex_m7(zoo, tmp_path):
     """QEMU's exact instruction counts for pooling_variants on nucleo-f767zi, band by band and layer by
     layer: a few percent apart (its stride-2 pooling would cost half of the 3x3 convolution again if the
     rows two windows share were computed twice), both byte-equal with TFLM."""
-    from harness import rows_of
-    from tinykd.core.artifacts import write_tree
-    from tinykd.deploy.boards import load_board
-    from tinykd.tflite.reader import read_model
-    from tinykd.verify.runners import make_runner
-    from tinykd.verify.toolchain import build_firmware
-
     model = read_model(zoo["pooling_variants"])
     board = load_board("nucleo-f767zi")
     vectors = random_vectors(model, 2, seed=5)
