@@ -180,6 +180,11 @@ def collect(run_dir: Path, builds_dir: Path | None) -> dict:
     points = [(b["manifest"]["board"]["name"], r["instructions_per_inference"], int8) for b in boards if b["verify"]
               for r in b["verify"]["runtimes"] if r["instructions_per_inference"] and int8 is not None]
     tune = _read_json(layout.tune / "front.json")
+    if tune:
+        from tinykd.train.tune.results import student_text
+
+        for trial in [*tune["trials"], *([tune["default"]] if tune.get("default") else [])]:
+            trial["student"] = student_text(trial["params"])
     return {"summary": summary, "dataset": dataset, "models": models, "sizes": sizes, "boards": boards,
             "tune": tune,
             "plots": {"sizes": _data_uri(plot_sizes(sizes)) if sizes else None,

@@ -109,13 +109,16 @@ def arena_plans(model: Model, in_place: bool = True, fusion: bool | None = None)
     input that dies at its op as far as the variant's loop order allows. Convolution-pooling pairs run
     band by band (`fuse.py`): all of them with `fusion` True, none with False, and with None all of them
     if that makes the largest plan smaller."""
+    def plans(pairs: tuple[fuse.ConvPool, ...]) -> list[ArenaPlan]:
+        return [ArenaPlan(variants, plan.tensor_offsets(), plan.size, pairs)
+                for variants, plan in plan_variants(model, in_place, pairs)]
+
     pairs = tuple(fuse.conv_pools(model)) if fusion is not False else ()
-    fused = [ArenaPlan(variants, plan.tensor_offsets(), plan.size, pairs)
-             for variants, plan in plan_variants(model, in_place, pairs)]
+    banded = plans(pairs)
     if fusion or not pairs:
-        return fused
-    plans = [ArenaPlan(variants, plan.tensor_offsets(), plan.size) for variants, plan in plan_variants(model, in_place)]
-    return fused if max(plan.size for plan in fused) < max(plan.size for plan in plans) else plans
+        return banded
+    apart = plans(())
+    return banded if max(plan.size for plan in banded) < max(plan.size for plan in apart) else apart
 
 
 def arena_offsets(model: Model, in_place: bool = True, kernels: str = "portable") -> tuple[dict[int, int], int]:
@@ -151,10 +154,11 @@ def runtime_source(name: str) -> str:
     return params_header() if name == PARAMS_HEADER else (RUNTIME_DIR / name).read_text()
 
 
-def runtime_files(layers: list[Layer]) -> list[str]:
+def runtime_files(layers: list[Layer], fused: bool = False) -> list[str]:
     """The runtime files the layers need, in every kernel variant (with each variant's header, if one of
-    its files is used), and the common headers, sorted."""
+    its files is used), the common headers, and with `fused` pairs the file that runs them, sorted."""
     names = {name for layer in layers for name in SPECS[layer.op.op].files} | common_headers()
+    names |= {fuse.RUNTIME_FILE} if fused else set()
     for variant, replaced in VARIANT_FILES.items():
         own = {replaced[name] for name in names if name in replaced}
         names |= own | ({VARIANT_HEADERS[variant]} if own else set())
@@ -245,7 +249,7 @@ def generate_c_backend(model: Model, fusion: bool | None = None) -> dict[str, st
         pool.kernel, pool.args = fuse.fused_call(pair, conv.kernel, pool.kernel, pointer)
         conv.kernel, conv.args = "", []
     fused_into = {pair.conv.index: pair.pool.index for pair in plans[0].fused}
-    files = sorted(set(runtime_files(layers)) | ({fuse.RUNTIME_FILE} if fused_into else set()))
+    files = runtime_files(layers, bool(fused_into))
 
     def tensor_io(indices) -> list[dict]:
         result, position = [], 0
